@@ -1,0 +1,135 @@
+"""The partitioning checks on hand-written histories and placements."""
+from __future__ import annotations
+
+import pytest
+
+from splitbrain.checkers.partitioning import (check_balance, check_movement, check_placement,
+                                              check_reads, kv_args, moved_keys)
+from splitbrain.history import History
+
+
+def put(h: History, p: str, key: str, value: str, outcome: str = "ok") -> None:
+    inv = h.invoke(p, "put", {"key": key, "value": value})
+    if outcome:
+        h.complete(inv, outcome, None)
+
+
+def get(h: History, p: str, key: str, result) -> None:
+    inv = h.invoke(p, "get", {"key": key})
+    h.complete(inv, "ok", result)
+
+
+def test_reads_of_the_latest_acknowledged_write_are_valid():
+    h = History()
+    put(h, "a", "k", "1")
+    put(h, "a", "k", "2")
+    get(h, "b", "k", "2")
+    get(h, "b", "never-written", None)
+    v = check_reads(h)
+    assert v.valid is True, v.explain()
+    assert v.stats["reads"] == 2
+
+
+def test_a_stale_read_with_the_value_on_another_shard_is_misrouted():
+    h = History()
+    put(h, "a", "k", "1")
+    get(h, "b", "k", None)
+    v = check_reads(h, placement={"k": {"s0": None, "s2": "1"}})
+    assert v.kinds() == ["misrouted-read"]
+    assert v.anomalies[0].data["found_on"] == ["s2"]
+    assert "s2" in v.anomalies[0].message
+
+
+def test_a_stale_read_with_the_value_nowhere_is_a_lost_write():
+    h = History()
+    put(h, "a", "k", "1")
+    put(h, "a", "k", "2")
+    get(h, "b", "k", "1")
+    v = check_reads(h, placement={"k": {"s1": "1"}})
+    assert v.kinds() == ["lost-write"]
+    assert v.anomalies[0].data["expected"] == ["2"]
+
+
+def test_a_write_concurrent_with_the_read_may_or_may_not_be_seen():
+    h = History()
+    put(h, "a", "k", "1")
+    w = h.invoke("a", "put", {"key": "k", "value": "2"})
+    r = h.invoke("b", "get", {"key": "k"})
+    h.complete(w, "ok")
+    h.complete(r, "ok", "1")
+    r2 = h.invoke("c", "get", {"key": "k"})
+    h.complete(r2, "ok", "1")  # after the write completed: stale
+    v = check_reads(h)
+    assert [a.data["reader"] for a in v.anomalies] == ["c"]
+
+
+def test_writes_of_unknown_outcome_and_failed_writes():
+    h = History()
+    put(h, "a", "k", "1")
+    put(h, "a", "k", "2", outcome="info")   # may have happened
+    put(h, "a", "k", "3", outcome="fail")   # did not happen
+    get(h, "b", "k", "2")
+    get(h, "b", "k", "1")
+    get(h, "b", "k", "3")
+    v = check_reads(h)
+    assert [a.data["got"] for a in v.anomalies] == ["3"]
+
+
+def test_recorded_call_shapes_are_understood():
+    assert kv_args({"args": ["k", "v"], "kwargs": {}}) == ("k", "v")
+    assert kv_args({"args": ["k"], "kwargs": {"value": "v"}}) == ("k", "v")
+    assert kv_args(["k", "v"]) == ("k", "v")
+    assert kv_args("k") == ("k",)
+    h = History()
+    inv = h.invoke("a", "put", {"args": ["k", "v"], "kwargs": {}})
+    h.complete(inv, "ok")
+    inv = h.invoke("b", "get", {"args": ["k"], "kwargs": {}})
+    h.complete(inv, "ok", None)
+    assert check_reads(h, {"k": {"s1": "v"}}).kinds() == ["misrouted-read"]
+
+
+def test_movement_of_one_in_n_is_fine_and_most_keys_is_not():
+    before = {f"k{i}": {f"s{i % 4}": "x"} for i in range(100)}
+    # consistent: only keys 0..19 move, to the new shard
+    after_ok = {k: ({"s4": "x"} if i < 20 else where)
+                for i, (k, where) in enumerate(before.items())}
+    v = check_movement(before, after_ok, ["s0", "s1", "s2", "s3"], ["s0", "s1", "s2", "s3", "s4"])
+    assert v.valid is True, v.explain()
+    assert v.stats["fraction"] == 0.2
+    # modulo: i % 5 instead of i % 4
+    after_mod = {f"k{i}": {f"s{i % 5}": "x"} for i in range(100)}
+    v = check_movement(before, after_mod, ["s0", "s1", "s2", "s3"],
+                       ["s0", "s1", "s2", "s3", "s4"])
+    assert v.kinds() == ["moved-too-many"]
+    assert v.anomalies[0].data["moved"] == len(moved_keys(before, after_mod)) == 80
+
+
+def test_a_copy_left_behind_does_not_hide_a_move():
+    before = {"k": {"s0": "x"}}
+    after = {"k": {"s0": "x", "s1": "x"}}
+    assert moved_keys(before, after) == ["k"]
+
+
+def test_movement_refuses_empty_input():
+    with pytest.raises(ValueError, match="keys placed before"):
+        check_movement({}, {}, ["s0"], ["s0", "s1"])
+    with pytest.raises(ValueError, match="non-empty shard set"):
+        check_movement({"k": {"s0": "x"}}, {}, [], ["s0"])
+
+
+def test_balance():
+    even = {f"k{i}": {f"s{i % 4}": "x"} for i in range(400)}
+    assert check_balance(even, ["s0", "s1", "s2", "s3"]).valid is True
+    skewed = {f"k{i}": {("s0" if i < 250 else f"s{i % 4}"): "x"} for i in range(400)}
+    v = check_balance(skewed, ["s0", "s1", "s2", "s3"])
+    assert v.kinds() == ["imbalanced"]
+    assert "s0" in v.anomalies[0].message
+    # a shard that holds nothing still counts towards the mean
+    assert check_balance({"k": {"s0": "x"}}, ["s0", "s1"]).kinds() == ["imbalanced"]
+
+
+def test_placement_finds_keys_kept_off_the_shards():
+    placement = {"a": {"s0": "1"}, "b": {"s1": "old"}}
+    v = check_placement({"a": "1", "b": "2", "c": "3"}, placement)
+    assert sorted(a.data["key"] for a in v.anomalies) == ["b", "c"]
+    assert v.kinds() == ["unplaced-key"]
