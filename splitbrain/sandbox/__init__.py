@@ -1,0 +1,16 @@
+"""Learner code never runs in the grader's process: it runs in workers started here.
+
+```python
+w = spawn("lock.py", name="a", resources={"redis_url": ...}, limits=Limits(memory_mb=512))
+lock = w.new("RedisLock", Ref("redis"), name="k", ttl_ms=500, clock=Ref("clock"))
+lock.acquire()                 # one RPC; recorded in the worker's history when it has one
+fut = lock.acquire.async_()    # concurrent from the grader's side; the worker runs calls in order
+w.pause(); w.resume(); w.kill(); w.restart(); w.skew_clock(2.0); w.arm_crash("after_commit")
+```
+"""
+from splitbrain.sandbox.client import RemoteMethod, RemoteObject, Worker, hash_seed, spawn
+from splitbrain.sandbox.isolation import Limits
+from splitbrain.sandbox.protocol import CallTimeout, Ref, RemoteError, SandboxError, WorkerDied
+
+__all__ = ["spawn", "Worker", "Limits", "Ref", "RemoteObject", "RemoteMethod", "RemoteError",
+           "CallTimeout", "WorkerDied", "SandboxError", "hash_seed"]

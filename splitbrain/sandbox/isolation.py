@@ -1,0 +1,129 @@
+"""Who a worker runs as and what it may use: limits, a private user id, a private directory.
+
+As root, every worker runs as its own unprivileged user id (no /etc/passwd entry needed) taken from
+a pool guarded by file locks, so that RLIMIT_NPROC caps that worker alone (the embedded Postgres
+runs as ``nobody``; a fork bomb under a shared user would starve it) and so that the kit can kill
+every process the worker left behind (``kill(-1)`` as that user). Without root the worker runs as
+the caller, with the same rlimits except the process count.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+UID_BASE = 420000
+UID_SLOTS = 4096
+GID = 65534  # nogroup
+_LOCK_DIR = Path(tempfile.gettempdir()) / "splitbrain-sandbox-uids"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-worker limits.
+
+    memory_mb: address-space limit (RLIMIT_AS) in MiB; a Python worker with redis, psycopg and
+        a librdkafka client uses ~250 MiB of address space, so keep this >= 384.
+    call_timeout_s: a call that has not answered after this long is a CallTimeout and the worker
+        is killed.
+    start_timeout_s: time allowed to start and import the component.
+    open_files: RLIMIT_NOFILE.
+    processes: RLIMIT_NPROC (threads count too; librdkafka starts ~10 per client), only applied
+        when the worker runs as its own user.
+    """
+
+    memory_mb: int = 512
+    call_timeout_s: float = 10.0
+    start_timeout_s: float = 30.0
+    open_files: int = 256
+    processes: int = 128
+
+    def to_wire(self, own_user: bool) -> dict:
+        return {**asdict(self), "own_user": own_user}
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+class UserSlot:
+    """A private uid held for the life of a worker (including restarts)."""
+
+    def __init__(self, drop: bool = True) -> None:
+        self.uid: int | None = None
+        self._fh = None
+        if not drop or not is_root():
+            return
+        _LOCK_DIR.mkdir(mode=0o700, exist_ok=True)
+        start = (os.getpid() * 7919) % UID_SLOTS
+        for i in range(UID_SLOTS):
+            slot = (start + i) % UID_SLOTS
+            fh = open(_LOCK_DIR / f"{slot}.lock", "a+")
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.close()
+                continue
+            self.uid, self._fh = UID_BASE + slot, fh
+            self.sweep()  # a grader that died may have left processes under this uid
+            return
+        raise RuntimeError("no free sandbox user id: too many workers are running at once")
+
+    def sweep(self) -> None:
+        """SIGKILL every process running as this uid (forked children included)."""
+        if self.uid is None:
+            return
+        pid = os.fork()
+        if pid == 0:  # child: become the uid, kill everything it owns (itself last)
+            try:
+                os.setgid(GID)
+                os.setuid(self.uid)
+                os.kill(-1, signal.SIGKILL)
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+
+    def release(self) -> None:
+        if self._fh is not None:
+            self.sweep()
+            self._fh.close()
+            self._fh = None
+
+
+def private_dir(slot: UserSlot, prefix: str) -> Path:
+    d = Path(tempfile.mkdtemp(prefix=prefix))
+    if slot.uid is not None:
+        os.chown(d, slot.uid, GID)
+    return d
+
+
+def _world_usable(path: Path) -> bool:
+    """Can a user with no groups in common run ``path`` (every parent searchable by others)?"""
+    path = path.resolve()
+    if not path.is_file() or not path.stat().st_mode & 0o001:
+        return False
+    return all(p.stat().st_mode & 0o001 for p in path.parents)
+
+
+def interpreter(own_user: bool) -> tuple[str, dict[str, str]] | None:
+    """The Python that runs a worker, and the environment it needs.
+
+    The grader's own interpreter when the sandbox user can run it. An interpreter under a private
+    home (pyenv in /root, mode 700) cannot be run by another user; then the system's Python of the
+    same minor version runs the worker with the grader's site-packages on PYTHONPATH. None when no
+    such interpreter exists (the caller then runs the worker as its own user).
+    """
+    import site
+    import sys
+    if not own_user or _world_usable(Path(sys.executable)):
+        return sys.executable, {}
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    for cand in (f"/usr/bin/python{version}", f"/usr/local/bin/python{version}"):
+        if Path(cand).exists() and _world_usable(Path(cand)):
+            pkg_parent = str(Path(__file__).resolve().parents[2])
+            dirs = [pkg_parent, *site.getsitepackages()]
+            return cand, {"PYTHONPATH": os.pathsep.join(dirs)}
+    return None
