@@ -206,8 +206,8 @@ class Worker:
                                       "monotonic": monotonic}),
                           self.limits.call_timeout_s, "jump_clock")
 
-    def arm_crash(self, name: str, after: int = 1) -> None:
-        """Make ``crash_point(name)`` kill this worker the ``after``-th time it is reached."""
+    def arm_crash(self, name: str, after: int = 0) -> None:
+        """Make ``crash_point(name)`` kill this worker after ``after`` more passes (0: the next hit)."""
         self._wait(self._send({"op": "arm_crash", "name": name, "after": after}),
                    self.limits.call_timeout_s, "arm_crash")
 

@@ -179,7 +179,7 @@ class WorkerState:
             except ImportError:
                 continue
             if hasattr(mod, "arm"):
-                mod.arm(req["name"], after=req.get("after", 1))
+                mod.arm(req["name"], after=req.get("after", 0))
                 return True
         raise Failure("this kit has no crash points to arm (splitbrain.faults crash module missing)")
 

@@ -1,0 +1,99 @@
+"""``expect_valid``: turn a checker's verdict into a failure a learner can act on."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from splitbrain.checkers.base import Anomaly, Verdict
+from splitbrain.grading.context import current
+
+
+def fault_windows(history) -> list[tuple[str, str | None, float, float | None]]:
+    """(fault, target, start, end) for every fault in the history; end None = never healed."""
+    out: list[list] = []
+    for ev in history.faults():
+        v = ev.value if isinstance(ev.value, dict) else {}
+        target, phase = v.get("target"), v.get("phase", "start")
+        if phase == "end":
+            for w in reversed(out):
+                if w[0] == ev.f and w[1] == target and w[3] is None:
+                    w[3] = ev.time
+                    break
+            continue
+        out.append([ev.f, target, ev.time, None])
+    return [tuple(w) for w in out]  # type: ignore[misc]
+
+
+def faults_around(anomaly: Anomaly, history) -> list[str]:
+    """The faults active while the anomaly's events happened (all faults if it names none)."""
+    if history is None:
+        return []
+    times = [history.events[i].time for i in anomaly.events if 0 <= i < len(history.events)]
+    lo, hi = (min(times), max(times)) if times else (float("-inf"), float("inf"))
+    out = []
+    for f, target, start, end in fault_windows(history):
+        if start <= hi and (end is None or end >= lo):
+            span = f"{start:.2f}-{end:.2f} s" if end is not None else f"from {start:.2f} s"
+            out.append(f"{f}({target}) {span}" if target else f"{f} {span}")
+    return out
+
+
+def render_picture(history, verdict: Verdict, path: Path) -> Path | None:
+    """The space-time diagram of the history with the anomaly's events highlighted, if the
+    pictures module can draw one; never lets a drawing problem hide the verdict."""
+    try:
+        from splitbrain import viz
+        draw = getattr(viz, "spacetime", None) or getattr(viz, "space_time", None)
+        if draw is None:
+            return None
+        highlight = sorted({i for a in verdict.anomalies for i in a.events})
+        out = draw(history, path=path, highlight=highlight, title=verdict.checker or None)
+        return Path(out) if out else (path if path.exists() else None)
+    except Exception:  # noqa: BLE001 - a picture is a bonus, the verdict is the point
+        return None
+
+
+def explain(verdict: Verdict, history=None, hint: str | None = None, seed: Any = None,
+            picture: Path | None = None) -> str:
+    head = verdict.explain(limit=0).splitlines()[0]
+    lines = [head]
+    for a in verdict.anomalies[:8]:
+        lines.append(f"  [{a.kind}] {a.message}")
+        if history is not None and a.events:
+            t = [history.events[i].time for i in a.events if 0 <= i < len(history.events)]
+            if t:
+                lines.append(f"      at t={min(t):.3f} s (history events {list(a.events)[:6]})")
+        around = faults_around(a, history)
+        if around:
+            lines.append(f"      faults active: {', '.join(around)}")
+    if len(verdict.anomalies) > 8:
+        lines.append(f"  ... and {len(verdict.anomalies) - 8} more")
+    if verdict.valid == "unknown":
+        lines.append("  the checker could not decide within its budget; unknown never counts as "
+                     "valid")
+    if seed is not None:
+        lines.append(f"replay with --seed {seed}")
+    if picture is not None:
+        lines.append(f"picture: {picture}")
+    if hint:
+        lines.append(f"hint: {hint}")
+    return "\n".join(lines)
+
+
+def expect_valid(verdict: Verdict, history=None, hint: str | None = None) -> Verdict:
+    """Pass if the verdict is valid; else fail the test with each anomaly (``[kind] message``),
+    the faults active around it, the seed to replay, the picture's path and the hint.
+    The anomaly kinds are recorded on the test report so ``verify`` can match them against the
+    lab's ``taught_anomalies``."""
+    if verdict.valid is True:
+        return verdict
+    ctx = current()
+    ctx.record("anomalies", verdict.kinds() if verdict.valid is False else ["unknown"])
+    picture = None
+    if history is not None:
+        path = ctx.artifact(".svg")
+        picture = render_picture(history, verdict, path) if path is not None else None
+        if picture is not None:
+            ctx.record("picture", str(picture))
+    msg = explain(verdict, history, hint, ctx.seed if ctx.nodeid else None, picture)
+    raise AssertionError(msg)
