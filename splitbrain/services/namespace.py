@@ -1,0 +1,205 @@
+"""Per-test namespaces on shared servers: each test gets its own Postgres database owned by its
+own restricted role, its own Redis ACL user limited to its key prefix, and unique Kafka topic and
+group names, so parallel gradings never see each other's data.
+
+Learner code only ever receives ``ns.pg_url`` / ``ns.redis_url`` (the restricted ones)."""
+from __future__ import annotations
+
+import secrets
+import threading
+from dataclasses import dataclass, field
+from urllib.parse import quote, urlsplit, urlunsplit
+
+TEMPLATE_DB = "splitbrain_template"
+REDIS_RULES = ["+@all", "-@admin", "-@dangerous"]
+
+_lock = threading.Lock()
+_admin_pg: dict[str, object] = {}
+_admin_redis: dict[str, object] = {}
+_templates_ready: set[str] = set()
+
+
+def _with_credentials(url: str, user: str, password: str, db: str | None = None) -> str:
+    p = urlsplit(url)
+    host = p.hostname or "127.0.0.1"
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
+    if p.port:
+        netloc += f":{p.port}"
+    path = f"/{db}" if db is not None else p.path
+    return urlunsplit(p._replace(netloc=netloc, path=path))
+
+
+def _with_db(url: str, db: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{db}"))
+
+
+def _pg_admin(url: str):
+    import psycopg
+    conn = _admin_pg.get(url)
+    if conn is None or conn.closed or conn.broken:
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        _admin_pg[url] = conn
+    return conn
+
+
+def _redis_admin(url: str):
+    import redis
+    c = _admin_redis.get(url)
+    if c is None:
+        c = redis.Redis.from_url(url, socket_timeout=10)
+        _admin_redis[url] = c
+    return c
+
+
+def _ensure_template(conn, url: str) -> None:
+    if url in _templates_ready:
+        return
+    from psycopg import errors
+    if conn.execute("select 1 from pg_database where datname = %s", (TEMPLATE_DB,)).fetchone() is None:
+        try:
+            conn.execute(f'CREATE DATABASE "{TEMPLATE_DB}" IS_TEMPLATE true')
+        except (errors.DuplicateDatabase, errors.UniqueViolation):
+            pass  # another process made it first
+    conn.execute(f'REVOKE CONNECT ON DATABASE "{TEMPLATE_DB}" FROM PUBLIC')
+    _templates_ready.add(url)
+
+
+@dataclass
+class Namespace:
+    """One test's world on the shared servers. ``pg_admin_url`` is for the grader only."""
+
+    name: str
+    prefix: str
+    pg_url: str | None = None
+    pg_admin_url: str | None = None
+    redis_url: str | None = None
+    redis_admin_url: str | None = None
+    kafka_bootstrap: str | None = None
+    redis_acl: bool = False
+    redis_acl_reason: str | None = None
+    topics: set[str] = field(default_factory=set)
+    groups: set[str] = field(default_factory=set)
+    _server_pg_url: str | None = field(default=None, repr=False)
+    dropped: bool = False
+
+    def key(self, name: str) -> str:
+        """A Redis key inside this namespace (the ACL user may touch only these)."""
+        return f"{self.prefix}{name}"
+
+    def topic(self, name: str) -> str:
+        t = f"{self.name}.{name}"
+        self.topics.add(t)
+        return t
+
+    def group(self, name: str) -> str:
+        g = f"{self.name}.{name}"
+        self.groups.add(g)
+        return g
+
+    def drop(self) -> None:
+        """Remove the database, role, keys, ACL user, topics and groups. Idempotent."""
+        if self.dropped:
+            return
+        self.dropped = True
+        if self._server_pg_url:
+            with _lock:
+                conn = _pg_admin(self._server_pg_url)
+                _rollback_prepared(conn, self._server_pg_url, self.name)
+                conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+                conn.execute(f'DROP ROLE IF EXISTS "{self.name}"')
+        if self.redis_admin_url:
+            with _lock:
+                r = _redis_admin(self.redis_admin_url)
+            keys = list(r.scan_iter(match=f"{self.prefix}*", count=1000))
+            for i in range(0, len(keys), 500):
+                r.unlink(*keys[i:i + 500])
+            if self.redis_acl:
+                r.execute_command("ACL", "DELUSER", self.name)
+        if self.kafka_bootstrap and (self.topics or self.groups):
+            _drop_kafka(self.kafka_bootstrap, self.name, self.groups)
+
+    def __enter__(self) -> "Namespace":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.drop()
+
+
+def _rollback_prepared(conn, admin_url: str, db: str) -> None:
+    """Prepared transactions keep a database alive (DROP refuses); roll back this one's."""
+    gids = [r[0] for r in conn.execute(
+        "select gid from pg_prepared_xacts where database = %s", (db,)).fetchall()]
+    if not gids:
+        return
+    import psycopg
+    with psycopg.connect(_with_db(admin_url, db), autocommit=True, connect_timeout=10) as c:
+        from psycopg import sql
+        for gid in gids:
+            c.execute(sql.SQL("ROLLBACK PREPARED {}").format(sql.Literal(gid)))
+
+
+def _drop_kafka(bootstrap: str, name: str, groups: set[str]) -> None:
+    """Best effort: delete this namespace's topics and groups (tansu keeps them in memory)."""
+    try:
+        from confluent_kafka.admin import AdminClient
+        admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 2000})
+        md = admin.list_topics(timeout=2)
+        topics = [t for t in md.topics if t.startswith(name + ".")]
+        futs = list(admin.delete_topics(topics, operation_timeout=2).values()) if topics else []
+        if groups:
+            futs += list(admin.delete_consumer_groups(list(groups), request_timeout=2).values())
+        for f in futs:
+            try:
+                f.result(timeout=3)
+            except Exception:
+                pass
+    except Exception:
+        pass
+
+
+def open_namespace(ep, name: str | None = None) -> Namespace:
+    """Make a fresh namespace on the servers of ``ep`` (an ``Endpoints``)."""
+    name = name or f"sb_{secrets.token_hex(5)}"
+    ns = Namespace(name=name, prefix=f"{name}:", kafka_bootstrap=ep.kafka_bootstrap)
+    try:
+        if ep.postgres_url:
+            _open_pg(ns, ep.postgres_url)
+        if ep.redis_url:
+            _open_redis(ns, ep.redis_url)
+    except BaseException:
+        ns.drop()
+        raise
+    return ns
+
+
+def _open_pg(ns: Namespace, admin_url: str) -> None:
+    password = secrets.token_urlsafe(12)
+    with _lock:
+        conn = _pg_admin(admin_url)
+        _ensure_template(conn, admin_url)
+        ns._server_pg_url = admin_url
+        if conn.info.server_version >= 160000:
+            conn.execute("SET scram_iterations = 64")   # cheap logins for throwaway roles
+        conn.execute(f"CREATE ROLE \"{ns.name}\" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
+                     f"PASSWORD '{password}'")
+        conn.execute(f'CREATE DATABASE "{ns.name}" TEMPLATE "{TEMPLATE_DB}" OWNER "{ns.name}" '
+                     f'STRATEGY FILE_COPY')
+        conn.execute(f'REVOKE CONNECT ON DATABASE "{ns.name}" FROM PUBLIC')
+    ns.pg_url = _with_credentials(admin_url, ns.name, password, ns.name)
+    ns.pg_admin_url = _with_db(admin_url, ns.name)
+
+
+def _open_redis(ns: Namespace, admin_url: str) -> None:
+    ns.redis_admin_url = admin_url
+    password = secrets.token_urlsafe(12)
+    with _lock:
+        r = _redis_admin(admin_url)
+    try:
+        r.execute_command("ACL", "SETUSER", ns.name, "reset", "on", f">{password}",
+                          f"~{ns.prefix}*", f"&{ns.prefix}*", *REDIS_RULES)
+    except Exception as e:
+        ns.redis_url, ns.redis_acl = admin_url, False
+        ns.redis_acl_reason = f"the server refused ACL SETUSER ({e}); keys are separated by prefix only"
+        return
+    ns.redis_url = _with_credentials(admin_url, ns.name, password)
+    ns.redis_acl = True
