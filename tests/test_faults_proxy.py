@@ -1,0 +1,232 @@
+"""The fault proxy against a real Redis: each toxic does what it says."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from urllib.parse import urlsplit
+
+import pytest
+import redis
+
+from splitbrain.faults.proxy import FaultProxy, ProxyServer
+from splitbrain.faults.proxy_http import serve_in_thread
+from splitbrain.faults.toxics import ToxicError
+from splitbrain.faults.toxiproxy import ToxiproxyClient
+from splitbrain.testing import require
+
+
+def _redis_url() -> str:
+    url = os.environ.get("SPLITBRAIN_REDIS_URL")
+    if not url:
+        try:
+            from splitbrain.services import ensure_up
+            url = ensure_up(["redis"]).redis_url
+        except Exception as e:   # noqa: BLE001 - reported through require
+            require(False, f"no Redis: set SPLITBRAIN_REDIS_URL or start services ({e})")
+    return url
+
+
+@pytest.fixture(scope="module")
+def redis_addr():
+    u = urlsplit(_redis_url())
+    return (u.hostname, u.port)
+
+
+@pytest.fixture
+def fp(redis_addr):
+    proxy = FaultProxy(name=f"redis-{uuid.uuid4().hex[:6]}")
+    proxy.start(upstream=redis_addr)
+    yield proxy
+    proxy.stop()
+
+
+def client(fp, timeout=2.0) -> redis.Redis:
+    # retry=None: a fault must surface as an error, not be hidden by a silent reconnect
+    return redis.Redis(host="127.0.0.1", port=fp.port, socket_timeout=timeout,
+                       socket_connect_timeout=timeout, retry=None)
+
+
+def test_clean_proxy_passes_commands_through(fp):
+    r = client(fp)
+    key = f"proxy:{uuid.uuid4().hex}"
+    r.set(key, b"v" * 100_000)
+    assert r.get(key) == b"v" * 100_000
+    r.delete(key)
+
+
+def test_blackhole_makes_a_redis_call_time_out_and_heal_restores_it(fp):
+    r = client(fp, timeout=0.3)
+    assert r.ping()
+    with fp.blackhole():
+        with pytest.raises(redis.TimeoutError):
+            r.ping()
+        with pytest.raises(redis.TimeoutError):
+            client(fp, timeout=0.3).ping()    # new connections hang too
+    assert client(fp).ping()
+
+
+def test_blackhole_holds_bytes_and_delivers_them_after_heal(fp):
+    r = client(fp, timeout=10)
+    key = f"proxy:{uuid.uuid4().hex}"
+    r.ping()
+    handle = fp.blackhole()
+    done = threading.Event()
+    result = {}
+
+    def call():
+        result["v"] = r.incr(key)
+        done.set()
+    t = threading.Thread(target=call)
+    t.start()
+    assert not done.wait(0.3)                     # held while the partition lasts
+    handle.remove()
+    assert done.wait(10)
+    assert result["v"] == 1
+    redis.Redis(host="127.0.0.1", port=fp.port).delete(key)
+
+
+def test_blackhole_with_timeout_closes_connections(fp):
+    r = client(fp, timeout=5)
+    r.ping()
+    with fp.blackhole(timeout_ms=100):
+        with pytest.raises(redis.ConnectionError):
+            r.ping()
+
+
+def test_reset_peer_kills_an_in_flight_request(fp):
+    r = client(fp, timeout=5)
+    r.ping()
+    outcome = {}
+
+    def blocked_call():
+        try:
+            outcome["value"] = r.blpop(f"proxy:empty:{uuid.uuid4().hex}", timeout=1)
+        except redis.ConnectionError as e:
+            outcome["error"] = e
+    t = threading.Thread(target=blocked_call)
+    t.start()
+    deadline = time.monotonic() + 5
+    while fp.connections() < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)   # the BLPOP is on the wire; the reply (nil after 1 s) triggers the reset
+    with fp.reset_peer():
+        t.join(10)
+        assert "error" in outcome, outcome
+        with pytest.raises(redis.ConnectionError):
+            client(fp).ping()
+    assert client(fp).ping()
+
+
+def test_latency_delays_every_reply(fp):
+    r = client(fp)
+    r.ping()
+    with fp.latency(150):
+        start = time.monotonic()
+        r.ping()
+        assert time.monotonic() - start >= 0.15
+    start = time.monotonic()
+    r.ping()
+    assert time.monotonic() - start < 0.15         # loose: the toxic is gone
+
+
+def test_latency_keeps_the_byte_order(fp):
+    r = client(fp)
+    key = f"proxy:{uuid.uuid4().hex}"
+    with fp.latency(20, jitter=15, stream="both"):
+        pipe = r.pipeline(transaction=False)
+        for i in range(200):
+            pipe.rpush(key, i)
+        pipe.execute()
+        assert [int(x) for x in r.lrange(key, 0, -1)] == list(range(200))
+    r.delete(key)
+
+
+def test_refuse_refuses_new_connections_until_healed(fp):
+    with fp.refuse():
+        with pytest.raises(redis.ConnectionError):
+            client(fp).ping()
+    assert client(fp).ping()
+
+
+def test_bandwidth_and_slicer_deliver_intact_data(fp):
+    r = client(fp, timeout=10)
+    key = f"proxy:{uuid.uuid4().hex}"
+    payload = os.urandom(20_000)
+    r.set(key, payload)
+    with fp.bandwidth(100):
+        start = time.monotonic()
+        assert r.get(key) == payload
+        assert time.monotonic() - start >= 0.15    # 20 KB at 100 KB/s cannot be faster
+    with fp.slicer(average_size=7, size_variation=5, delay_us=10):
+        assert client(fp, timeout=10).get(key) == payload
+    r.delete(key)
+
+
+def test_limit_data_closes_the_connection(fp):
+    r = client(fp)
+    key = f"proxy:{uuid.uuid4().hex}"
+    r.set(key, b"x" * 5000)
+    with fp.limit_data(1000):
+        with pytest.raises(redis.ConnectionError):
+            client(fp).get(key)
+    r.delete(key)
+
+
+def test_heal_removes_everything(fp):
+    fp.latency(500)
+    fp.blackhole()
+    fp.refuse()
+    fp.heal()
+    assert fp.toxics() == []
+    assert client(fp, timeout=0.4).ping()
+
+
+def test_bad_toxics_are_named():
+    with FaultProxy() as proxy:
+        proxy.start(upstream=("127.0.0.1", 9))
+        with pytest.raises(ToxicError, match="unknown toxic type"):
+            proxy.add("drop_everything")
+        with pytest.raises(ToxicError, match="stream must be"):
+            proxy.latency(10, stream="sideways")
+        with pytest.raises(ToxicError, match="number >= 0"):
+            proxy.latency(-5)
+        with pytest.raises(ToxicError, match="already started"):
+            proxy.start(upstream=("127.0.0.1", 9))
+    with pytest.raises(ToxicError, match="upstream must be"):
+        FaultProxy().start(upstream="nowhere")
+
+
+def test_http_api_drives_the_same_proxy(redis_addr):
+    server = ProxyServer(seed=1)
+    httpd = serve_in_thread(server)
+    try:
+        api = ToxiproxyClient(f"http://127.0.0.1:{httpd.server_address[1]}")
+        assert "version" in api.version()
+        p = api.create("redis", upstream=redis_addr)
+        r = redis.Redis(host="127.0.0.1", port=p.port, socket_timeout=0.3, retry=None)
+        assert r.ping()
+        with p.blackhole():
+            assert {t["type"] for t in p.toxics()} == {"timeout"}
+            with pytest.raises(redis.TimeoutError):
+                r.ping()
+        with pytest.raises(ToxicError) as e:
+            api.create("redis", upstream=redis_addr)
+        assert e.value.status == 409
+        with pytest.raises(ToxicError, match="no proxy named"):
+            api.get("missing")
+        assert set(api.proxies()) == {"redis"}
+        p.latency(10)
+        api.reset()
+        assert p.toxics() == []
+        assert redis.Redis(host="127.0.0.1", port=p.port, socket_timeout=1, retry=None).ping()
+    finally:
+        httpd.shutdown()
+        server.close()
+
+
+def test_url_for_rewrites_host_and_port(fp):
+    assert fp.url_for("redis://u:pw@localhost:6379/3") == f"redis://u:pw@127.0.0.1:{fp.port}/3"
+    with pytest.raises(ValueError, match="host and port"):
+        fp.url_for("redis:///x")
