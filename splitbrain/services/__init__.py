@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from .errors import (BadInput, BinaryMissing, DockerUnavailable, NotConfigured, PortInUse,
                      ServerDied, ServiceError, StaleState, Unreachable)
-from .manager import BACKENDS, SERVICES, Endpoints, current, down, ensure_up, status
+from .manager import BACKENDS, SERVICES, Endpoints, current, down, ensure_up, status, using
 
 __all__ = [
-    "Endpoints", "ensure_up", "current", "down", "status", "SERVICES", "BACKENDS",
+    "Endpoints", "ensure_up", "current", "down", "status", "using", "SERVICES", "BACKENDS",
     "open_namespace", "Namespace",
     "spawn_postgres", "spawn_redis", "spawn_kafka",
     "ServiceError", "BinaryMissing", "PortInUse", "ServerDied", "StaleState",

@@ -5,10 +5,11 @@ lock, so parallel pytest workers and notebooks all end up on the same servers.""
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
-from . import embedded, external, state
+from . import embedded, external, procs, state
 from .errors import BadInput, StaleState
 
 SERVICES = ("postgres", "redis", "kafka")
@@ -170,3 +171,42 @@ def down(names: Iterable[str] | None = None, purge: bool = False) -> list[str]:
         if purge and not any(r.get("backend") == "embedded" for r in recs.values()):
             embedded.purge()
     return done
+
+
+def _me() -> list:
+    return [os.getpid(), procs.start_time(os.getpid())]
+
+
+def _live_holders(rec: dict) -> list:
+    return [h for h in rec.get("holders", []) if procs.is_same_process(h[0], h[1])]
+
+
+@contextmanager
+def using(names: Iterable[str] | None = None, backend: str | None = None) -> Iterator[Endpoints]:
+    """``ensure_up`` for the length of a block (a test session): this process is recorded as a
+    holder of each service; at the end, a service this block started is stopped unless another
+    live process still holds it. Services someone else started are never stopped here."""
+    ep = ensure_up(names, backend)
+    me = _me()
+    with state.locked():
+        recs = state.read()
+        for name in ep.backends:
+            if name in recs:
+                recs[name]["holders"] = _live_holders(recs[name]) + [me]
+        state.write(recs)
+    try:
+        yield ep
+    finally:
+        with state.locked():
+            recs = state.read()
+            stop = []
+            for name in ep.backends:
+                rec = recs.get(name)
+                if rec is None:
+                    continue
+                rec["holders"] = [h for h in _live_holders(rec) if h != me]
+                if name in ep.started and not rec["holders"]:
+                    stop.append(name)
+            state.write(recs)
+        if stop:
+            down(stop)

@@ -1,0 +1,41 @@
+"""Fixtures for the kit's own tests.
+
+``services``: the shared Postgres, Redis and Kafka for the session — the embedded backend unless
+URLs are configured (SPLITBRAIN_POSTGRES_URL, ...). At the end of the session only what this
+session started is stopped, and only when no other live process still holds it.
+``ns``: a fresh namespace per test (own database and role, Redis ACL user, topic names).
+``isolated_home``: a private state directory, for tests that start and stop shared services."""
+from __future__ import annotations
+
+import pytest
+
+from splitbrain.services import open_namespace, using
+
+
+@pytest.fixture(scope="session")
+def services():
+    with using() as ep:
+        yield ep
+
+
+@pytest.fixture
+def ns(services):
+    space = open_namespace(services)
+    yield space
+    space.drop()
+
+
+@pytest.fixture
+def isolated_home(tmp_path, monkeypatch):
+    """A state dir of its own: `up`/`down` here never touch the session's services. Whatever
+    was started in it is stopped and its data deleted at the end."""
+    from splitbrain.services import down
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("SPLITBRAIN_HOME", str(home))
+    for var in ("SPLITBRAIN_BACKEND", "SPLITBRAIN_POSTGRES_URL", "SPLITBRAIN_REDIS_URL",
+                "SPLITBRAIN_KAFKA_BOOTSTRAP"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("SPLITBRAIN_CONFIG", str(home / "splitbrain.toml"))
+    yield home
+    down(purge=True)
