@@ -1,0 +1,251 @@
+"""The pytest plugin every hidden and public test runs under (``-p splitbrain.grading.plugin``).
+
+Options: ``--lab SLUG``, ``--submission PATH`` (.py or .ipynb), ``--seed N``, ``--sb-results PATH``
+(JSON of per-test outcomes, written by this trusted process), ``--sb-artifacts DIR`` (histories,
+pictures, worker logs). Markers: ``points(n)``, ``faults(*names)``, ``hidden``. Fixtures: ``lab``,
+``component``, ``services``, ``ns``, ``spawn``, ``proxy``, ``nemesis``, ``history``, ``seed``.
+Each test runs under a wall-clock limit (``test_timeout_s`` of lab.toml).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+
+from splitbrain.grading import context as ctxmod
+from splitbrain.grading.env import InfraError, ensure_up, open_namespace, resources_of
+from splitbrain.grading.outcome import classify, faults_of
+from splitbrain.history import History
+
+DEFAULT_SEED = 1
+
+
+class TestTimeout(Exception):
+    """The test ran past the lab's per-test wall-clock limit."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("splitbrain", "Split Brain grading")
+    g.addoption("--lab", default=None, help="lab slug (default: from the test files' folder)")
+    g.addoption("--submission", default=None,
+                help="component to grade: a .py file or a notebook (default: the lab's own file)")
+    g.addoption("--seed", type=int, default=DEFAULT_SEED, help="seed of the fault schedules")
+    g.addoption("--sb-results", default=None, help="write per-test results as JSON here")
+    g.addoption("--sb-artifacts", default=None, help="folder for histories, pictures, logs")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "points(n): points this test is worth")
+    config.addinivalue_line("markers", "faults(*names): faults this test injects")
+    config.addinivalue_line("markers", "hidden: a hidden test (its details are shown after "
+                                       "grades are published)")
+    config._sb_results = {}  # type: ignore[attr-defined]
+    art = config.getoption("--sb-artifacts")
+    config._sb_artifacts = Path(art) if art else Path(  # type: ignore[attr-defined]
+        tempfile.mkdtemp(prefix="splitbrain-artifacts-"))
+
+
+def _lab_from_items(config: pytest.Config, paths: list[Path]):
+    from splitbrain.lab import LabError, find_lab, load_lab
+    name = config.getoption("--lab")
+    if name:
+        return find_lab(name)
+    for p in paths:
+        for parent in p.resolve().parents:
+            if parent.parent.name in ("autograder", "labs", "solutions"):
+                root = parent.parent.parent
+                return load_lab(root / "labs" / parent.name, root)
+    raise LabError("cannot tell which lab these tests belong to: pass --lab SLUG")
+
+
+@pytest.fixture(scope="session")
+def lab(request: pytest.FixtureRequest):
+    info = _lab_from_items(request.config, [Path(str(i.path)) for i in request.session.items])
+    request.config._sb_lab = info.slug  # type: ignore[attr-defined]
+    return info
+
+
+@pytest.fixture(scope="session")
+def seed(request: pytest.FixtureRequest) -> int:
+    return request.config.getoption("--seed")
+
+
+@pytest.fixture(scope="session")
+def component(request: pytest.FixtureRequest, lab) -> Path:
+    """Path of the component file under test (a notebook submission is extracted to a .py)."""
+    from splitbrain.grading.submissions import SubmissionError, component_file
+    sub = request.config.getoption("--submission")
+    try:
+        return component_file(Path(sub) if sub else lab.component_path, lab,
+                              Path(tempfile.mkdtemp(prefix="splitbrain-sub-")))
+    except SubmissionError as e:
+        pytest.fail(str(e), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def services(lab):
+    return ensure_up(lab.services)
+
+
+@pytest.fixture
+def ns(services):
+    space = open_namespace(services)
+    yield space
+    try:
+        space.drop()
+    except Exception:  # noqa: BLE001 - dropping is best effort; the next test has its own
+        pass
+
+
+@pytest.fixture
+def history(request: pytest.FixtureRequest):
+    h = History()
+    ctx = ctxmod.current()
+    ctx.histories.append(h)
+    yield h
+    path = ctx.artifact(".history.jsonl")
+    if path is not None and len(h):
+        h.to_jsonl(path)
+        request.node.user_properties.append(("history", str(path)))
+
+
+@pytest.fixture
+def spawn(request: pytest.FixtureRequest, lab, component, services, ns, history, seed):
+    """``spawn(name, component=None, resources=None, limits=None, env=None, record=True)`` starts
+    a sandboxed worker on the submission's component with this test's namespace and history."""
+    from splitbrain.sandbox import Limits
+    from splitbrain.sandbox import spawn as sandbox_spawn
+    workers = []
+    ctx = ctxmod.current()
+    base = resources_of(ns, services)
+
+    def factory(name: str = "w1", component_path=None, resources: dict | None = None,
+                limits=None, env: dict | None = None, record: bool = True, **kw):
+        w = sandbox_spawn(component_path or component, name, {**base, **(resources or {})},
+                          limits or Limits(memory_mb=lab.memory_mb),
+                          history=history if record else None, env=env, seed=seed,
+                          log_dir=ctx.artifact("-logs"), **kw)
+        workers.append(w)
+        return w
+
+    yield factory
+    for w in workers:
+        w.close()
+
+
+@pytest.fixture
+def proxy(services, history, seed):
+    """``proxy("redis"|"postgres")`` puts a FaultProxy in front of the service; ``handle.url`` is the
+    service URL through the proxy, faults (``latency``, ``blackhole``, ...) are the proxy's."""
+    from splitbrain.grading.proxies import ServiceProxy
+    made = []
+
+    def factory(service: str, ns=None):
+        p = ServiceProxy(service, services, ns, history, seed + len(made))
+        made.append(p)
+        return p
+
+    yield factory
+    for p in made:
+        p.close()
+
+
+@pytest.fixture
+def nemesis(history, seed):
+    from splitbrain.faults import Nemesis
+    n = Nemesis(history=history, seed=seed)
+    yield n
+    for name in ("heal_all", "stop", "close"):
+        if hasattr(n, name):
+            getattr(n, name)()
+            break
+
+
+# -- the per-test clock and the results ----------------------------------------------------------
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    faults = item.get_closest_marker("faults")
+    hints: tuple[str, ...] = ()
+    slug = ""
+    try:
+        lab_info = _lab_from_items(item.config, [Path(str(item.path))])
+        hints, slug = lab_info.hints, lab_info.slug
+    except Exception:  # noqa: BLE001 - the lab fixture reports this properly
+        pass
+    ctxmod.set_current(ctxmod.TestContext(
+        nodeid=item.nodeid, seed=item.config.getoption("--seed"), lab_slug=slug,
+        artifacts=item.config._sb_artifacts, hints=hints,  # type: ignore[attr-defined]
+        faults=tuple(faults.args) if faults else (), user_properties=item.user_properties))
+
+
+def _timeout_for(item: pytest.Item) -> float:
+    try:
+        return float(_lab_from_items(item.config, [Path(str(item.path))]).test_timeout_s)
+    except Exception:  # noqa: BLE001
+        return 60.0
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    use_alarm = threading.current_thread() is threading.main_thread()
+    limit = _timeout_for(item)
+    if use_alarm:
+        def on_alarm(signum, frame):
+            raise TestTimeout(f"the test ran past its {limit:g} s limit (test_timeout_s)")
+        old = signal.signal(signal.SIGALRM, on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, limit)
+    try:
+        yield
+    finally:
+        if use_alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report = outcome.get_result()
+    results = item.config._sb_results  # type: ignore[attr-defined]
+    points = item.get_closest_marker("points")
+    entry = results.setdefault(item.nodeid, {
+        "name": item.name, "nodeid": item.nodeid,
+        "max_points": float(points.args[0]) if points and points.args else 1.0,
+        "hidden": item.get_closest_marker("hidden") is not None,
+        "status": "passed", "message": "", "faults": [], "history": None, "anomalies": [],
+        "picture": None, "duration_s": 0.0})
+    entry["duration_s"] += report.duration
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        status, message = classify(report, call)
+        if entry["status"] == "passed" or report.when == "call":
+            entry["status"], entry["message"] = status, message
+    elif report.when == "teardown" and report.failed and entry["status"] == "passed":
+        entry["status"], entry["message"] = classify(report, call)
+    props = dict(item.user_properties)
+    entry["history"] = props.get("history", entry["history"])
+    entry["picture"] = props.get("picture", entry["picture"])
+    entry["anomalies"] = sorted({k for key, v in item.user_properties if key == "anomalies"
+                                 for k in v})
+    if report.when == "teardown":
+        entry["faults"] = faults_of(item, ctxmod.current().histories)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    path = session.config.getoption("--sb-results")
+    if not path:
+        return
+    data = {"lab": getattr(session.config, "_sb_lab", None) or session.config.getoption("--lab"),
+            "submission": session.config.getoption("--submission"),
+            "seed": session.config.getoption("--seed"),
+            "collected": session.testscollected,
+            "tests": list(session.config._sb_results.values())}  # type: ignore[attr-defined]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str))
+    os.replace(tmp, path)
