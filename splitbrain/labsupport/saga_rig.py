@@ -1,0 +1,183 @@
+"""The rig of lab 03, shared by the hidden tests, the public tests and the notebook.
+
+``SagaRig`` holds the participants (in this process, with fault injection) and one sandboxed worker
+running the learner's ``Orchestrator``. It books orders, crashes the orchestrator at the moment a
+participant receives or commits a call, restarts it and runs ``recover()``, and judges every saga
+from the participants' own ledgers (never from what the orchestrator says about itself).
+
+```python
+rig = SagaRig.open(ns, spawn, history)          # participants + worker, standard shop
+rig.book("s1", rig.order())                      # a saga that can complete
+rig.crash("payment.charge", "after", "s2")       # kill the orchestrator right after the charge
+rig.book("s2", rig.order())                      # -> None: the orchestrator died
+rig.restart_and_recover()
+verdict = rig.judge()
+```
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from splitbrain.checkers.base import Verdict
+from splitbrain.checkers.saga_lab import check_saga_ledger
+from splitbrain.history import History
+from splitbrain.labsupport.saga_server import Participants
+
+__all__ = ["SagaRig", "STOCK", "ACCOUNTS", "BLOCKED", "POOR", "SCARCE"]
+
+#: the shop every test starts from
+STOCK = {"widget": 1000, "gizmo": 1}
+ACCOUNTS = {"alice": 100_000, "bob": 5}
+BLOCKED = ("Atlantis",)
+POOR = "bob"          # an account whose card is declined for any real order
+SCARCE = "gizmo"      # a sku with one item on the shelf
+COMPONENT_CLASS = "Orchestrator"
+
+
+@dataclass
+class SagaRig:
+    """Participants + one orchestrator worker; see the module docstring.
+
+    spawn: ``spawn(name=..., resources=...)`` returning a sandbox ``Worker`` (the grading fixture).
+    step_timeout_s: what the orchestrator is told to wait for one answer.
+    hold_s: how long a lost answer keeps the connection open before dropping it (for an
+        orchestrator that never times out).
+    """
+
+    parts: Participants
+    spawn: Callable[..., Any]
+    history: History
+    step_timeout_s: float = 0.3
+    hold_s: float = 1.0
+    orders: dict[str, dict] = field(default_factory=dict)
+    expected: dict[str, str] = field(default_factory=dict)
+    reported: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    crashes: int = 0
+
+    def __post_init__(self) -> None:
+        self._killed = threading.Event()
+        self._killing = False
+        self._n = 0
+        self.worker = None
+        self.orch = None
+
+    # -- set-up ----------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, ns: Any, spawn: Callable[..., Any], history: History, **kw: Any) -> "SagaRig":
+        """Participants on the namespace database (admin URL), the standard shop, one worker."""
+        parts = Participants(ns.pg_admin_url, history=history)
+        parts.stock(STOCK)
+        parts.accounts(ACCOUNTS)
+        parts.block(*BLOCKED)
+        parts.start()
+        rig = cls(parts, spawn, history, **kw)
+        try:
+            rig.start()
+        except BaseException:
+            parts.stop()
+            raise
+        return rig
+
+    def start(self) -> None:
+        self.worker = self.spawn(name="orchestrator", resources={"saga_url": self.parts.url})
+        self._build()
+
+    def _build(self) -> None:
+        from splitbrain.sandbox import Ref
+        self.orch = self.worker.new(COMPONENT_CLASS, Ref("pg_url"),
+                                    Ref("splitbrain.labsupport.saga:participants"),
+                                    step_timeout_s=self.step_timeout_s)
+
+    def close(self) -> None:
+        self.parts.stop()
+
+    def order(self, **over: Any) -> dict:
+        """A fresh order that can complete (override fields to make it fail)."""
+        self._n += 1
+        base = {"sku": "widget", "qty": 1 + self._n % 3, "account": "alice",
+                "amount": 10 * (1 + self._n % 5), "address": f"{self._n} Main St"}
+        return {**base, **over}
+
+    # -- driving -----------------------------------------------------------------------------------
+    def book(self, saga_id: str, order: dict, expect: str = "either") -> str | None:
+        """Call ``book``; return its answer, or None when the orchestrator died or failed (the
+        ledgers decide anyway). ``expect``: "done", "compensated" or "either"."""
+        from splitbrain.sandbox import CallTimeout, RemoteError, WorkerDied
+        self.orders[saga_id] = order
+        self.expected[saga_id] = expect
+        try:
+            out = self.orch.book(saga_id, order)
+        except WorkerDied:
+            self._after_death()
+            return None
+        except CallTimeout as e:
+            self.errors[saga_id] = f"book did not answer: {e}"
+            self.restart_and_recover(recover=False)
+            return None
+        except RemoteError as e:
+            self.errors[saga_id] = f"book raised {e.type}: {e.message}"
+            return None
+        if out in ("done", "compensated"):
+            self.reported[saga_id] = out
+        else:
+            self.errors[saga_id] = f"book answered {out!r}, not 'done' or 'compensated'"
+        return out
+
+    def crash(self, op: str, when: str, saga_id: str | None = None) -> None:
+        """Kill the orchestrator when ``op`` of ``saga_id`` arrives (``when="before"``: nothing
+        done) or right after the participant committed it (``"after"``)."""
+        if when not in ("before", "after"):
+            raise ValueError(f"when must be 'before' or 'after', got {when!r}")
+        self.parts.arm(op, f"crash-{when}", saga_id, on_fire=self._kill)
+
+    def lose_reply(self, op: str, saga_id: str | None = None, times: int = 1) -> None:
+        """The participant does the work, and its answer is lost."""
+        self.parts.arm(op, "lost-reply", saga_id, times=times, hold_s=self.hold_s)
+
+    def unavailable(self, op: str, saga_id: str | None = None, times: int = 1) -> None:
+        """The participant answers 503 (and does nothing) ``times`` times."""
+        self.parts.arm(op, "unavailable", saga_id, times=times)
+
+    def _kill(self) -> None:
+        self._killing = True
+        self.crashes += 1
+        self.worker.kill()
+        self._killed.set()
+
+    def _after_death(self) -> None:
+        # the kill runs on the participants' thread; let it finish before anyone restarts
+        self._killed.wait(10)
+
+    def restart_and_recover(self, recover: bool = True) -> dict | None:
+        """Start the orchestrator again (its memory is gone) and call ``recover()``."""
+        from splitbrain.sandbox import CallTimeout, RemoteError, WorkerDied
+        if self._killing:
+            self._killed.wait(10)
+        self._killing = False
+        self._killed.clear()
+        self.worker.restart()
+        self._build()
+        if not recover:
+            return None
+        try:
+            out = self.orch.recover()
+        except WorkerDied:
+            self._after_death()
+            return None
+        except (CallTimeout, RemoteError) as e:
+            self.errors["recover"] = f"recover failed: {e}"
+            return None
+        if isinstance(out, dict):
+            for sid, res in out.items():
+                if sid in self.orders and res in ("done", "compensated"):
+                    self.reported[sid] = res
+        return out
+
+    # -- judging -----------------------------------------------------------------------------------
+    def judge(self) -> Verdict:
+        """The saga-atomicity verdict from the participants' ledgers."""
+        return check_saga_ledger(self.parts.ledger(), self.orders, self.expected, self.reported,
+                                 self.history)
