@@ -1,0 +1,195 @@
+"""Grade a submission: pytest runs in a subprocess per submission, under the plugin.
+
+The grader's process never imports learner code: pytest (trusted) runs the hidden tests, and the
+tests run the learner's component only inside sandboxed workers. A crashing or hostile submission
+can only fail its own tests. Tests that hit an infrastructure error are run again; if they still
+fail that way they are reported as infra_error and left out of the score.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from splitbrain.grading.results import GradingResult, TestResult
+from splitbrain.lab import LabInfo
+
+INI = "[pytest]\naddopts = -p no:cacheprovider\nconsole_output_style = classic\n"
+
+
+def _private_tests(lab: LabInfo, include_public: bool, dest: Path) -> list[Path]:
+    """Copy the hidden (and public) tests into a folder only the grader can read; sandboxed
+    workers run as other users and cannot read them. As root, autograder/ itself is closed too."""
+    if os.geteuid() == 0 and lab.autograder_dir.parent.is_dir():
+        os.chmod(lab.autograder_dir.parent, 0o700)
+    dest.mkdir(mode=0o700, parents=True, exist_ok=True)
+    files: list[Path] = []
+    if lab.autograder_dir.is_dir():
+        shutil.copytree(lab.autograder_dir, dest / "hidden", dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        files += sorted((dest / "hidden").glob("test_*.py"))
+    if include_public:
+        pub = dest / "public"
+        pub.mkdir(exist_ok=True)
+        for p in lab.public_tests():
+            shutil.copy2(p, pub / p.name)
+            files.append(pub / p.name)
+    (dest / "pytest.ini").write_text(INI)
+    return files
+
+
+def _run_pytest(lab: LabInfo, rundir: Path, targets: list[str], submission: Path, seed: int,
+                results: Path, artifacts: Path, timeout: float) -> tuple[dict | None, str]:
+    cmd = [sys.executable, "-m", "pytest", "-p", "splitbrain.grading.plugin", "-q",
+           "-c", str(rundir / "pytest.ini"), "--rootdir", str(rundir), *targets,
+           "--lab", lab.slug, "--submission", str(submission), "--seed", str(seed),
+           "--sb-results", str(results), "--sb-artifacts", str(artifacts)]
+    env = {**os.environ, "SPLITBRAIN_ROOT": str(lab.root), "PYTHONDONTWRITEBYTECODE": "1"}
+    try:
+        proc = subprocess.run(cmd, cwd=rundir, env=env, capture_output=True, text=True,
+                              timeout=timeout, start_new_session=True)
+        out = proc.stdout + proc.stderr
+    except subprocess.TimeoutExpired as e:
+        out = f"the grading run passed its {timeout:g} s limit\n{e.stdout or ''}"
+    try:
+        return json.loads(results.read_text()), out
+    except (OSError, ValueError):
+        return None, out
+
+
+def _merge(base: list[dict], again: list[dict]) -> list[dict]:
+    redo = {t["nodeid"]: t for t in again}
+    return [redo.get(t["nodeid"], t) for t in base]
+
+
+def grade_submission(lab: LabInfo, submission: str | Path, seed: int = 1,
+                     out_dir: str | Path | None = None, jobs: int = 1,
+                     include_public: bool = False, retries: int = 1) -> GradingResult:
+    """Grade one submission (.py or .ipynb) of ``lab``; artifacts go to ``out_dir``.
+
+    jobs > 1 runs the lab's test files in that many pytest processes at once."""
+    t0 = time.monotonic()
+    submission = Path(submission).resolve()
+    out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix=f"splitbrain-{lab.slug}-"))
+    out.mkdir(parents=True, exist_ok=True)
+    artifacts = out / "artifacts"
+    with tempfile.TemporaryDirectory(prefix="splitbrain-run-") as tmp:
+        rundir = Path(tmp)
+        files = _private_tests(lab, include_public, rundir / "tests")
+        if not files:
+            return GradingResult(lab.slug, str(submission), seed, error=f"{lab.slug} has no tests "
+                                 f"in {lab.autograder_dir}", duration_s=time.monotonic() - t0)
+        limit = 60 + lab.test_timeout_s * 1.5 * 50
+        groups = [files] if jobs <= 1 else [files[i::jobs] for i in range(min(jobs, len(files)))]
+
+        def run(i_group: tuple[int, list[Path]], attempt: str = "") -> tuple[dict | None, str]:
+            i, group = i_group
+            return _run_pytest(lab, rundir / "tests", [str(p) for p in group], submission, seed,
+                               rundir / f"results-{i}{attempt}.json", artifacts, limit)
+
+        with ThreadPoolExecutor(max_workers=max(1, len(groups))) as pool:
+            outs = list(pool.map(run, enumerate(groups)))
+        tests: list[dict] = []
+        for data, log in outs:
+            if data is None or (not data.get("tests") and data.get("collected", 0) == 0):
+                return GradingResult(lab.slug, str(submission), seed, duration_s=time.monotonic()
+                                     - t0, error="the grader could not run the tests:\n"
+                                     + "\n".join(log.strip().splitlines()[-15:]))
+            tests += data["tests"]
+        for attempt in range(retries):
+            infra = [t["nodeid"] for t in tests if t["status"] == "infra_error"]
+            if not infra:
+                break
+            data, _ = _run_pytest(lab, rundir / "tests", infra, submission, seed,
+                                  rundir / f"results-retry{attempt}.json", artifacts, limit)
+            if data:
+                tests = _merge(tests, data["tests"])
+    for t in tests:  # nodeids of the private copy mean nothing to a reader
+        t["name"] = t["nodeid"].split("::")[-1]
+    return GradingResult(lab.slug, str(submission), seed,
+                         tuple(TestResult.from_plugin(t) for t in tests),
+                         duration_s=time.monotonic() - t0)
+
+
+def grade_repeated(lab: LabInfo, submission: str | Path, seed: int = 1, repeat: int = 1,
+                   out_dir: str | Path | None = None, **kw) -> GradingResult:
+    """Grade ``repeat`` times with the same seed; the lowest score counts and ``consistent`` says
+    whether every run gave the same verdict per test."""
+    runs = [grade_submission(lab, submission, seed, Path(out_dir) / f"run-{i}" if out_dir and
+                             repeat > 1 else out_dir, **kw) for i in range(max(1, repeat))]
+    verdicts = {tuple((t.name, t.status) for t in r.tests) for r in runs}
+    worst = min(runs, key=lambda r: (r.score, r.error is None))
+    return GradingResult(worst.lab, worst.submission, seed, worst.tests, worst.error,
+                         sum(r.duration_s for r in runs), len(runs), len(verdicts) == 1)
+
+
+def submission_key(path: Path, common: Path | None) -> str:
+    rel = path.relative_to(common) if common and path.is_relative_to(common) else Path(path.name)
+    key = "-".join(rel.with_suffix("").parts)
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in key)[:100] or "submission"
+
+
+def fingerprint(path: Path, seed: int, repeat: int) -> str:
+    h = hashlib.sha256(path.read_bytes() if path.is_file() else b"")
+    h.update(f"{seed}/{repeat}".encode())
+    return h.hexdigest()
+
+
+def grade_batch(lab: LabInfo, submissions: list[Path], out_dir: str | Path, seed: int = 1,
+                jobs: int = 2, repeat: int = 1, on_done=None) -> list[GradingResult]:
+    """Grade many submissions, ``jobs`` at a time; each result is written atomically to
+    ``out_dir/<key>/result.json`` and reused on the next run when the submission is unchanged
+    (a batch that stopped resumes where it was). One submission's failure never stops the batch."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    subs = [Path(s).resolve() for s in submissions]
+    common = Path(os.path.commonpath([str(s.parent) for s in subs])) if len(subs) > 1 else None
+    keys: list[str] = []
+    for s in subs:
+        k = submission_key(s, common)
+        while k in keys:
+            k += "_"
+        keys.append(k)
+
+    def one(i: int) -> GradingResult:
+        sub, key = subs[i], keys[i]
+        folder = out_dir / key
+        done = folder / "result.json"
+        fp = fingerprint(sub, seed, repeat)
+        if done.is_file():
+            try:
+                data = json.loads(done.read_text())
+                if data.get("fingerprint") == fp and not data.get("infra_errors"):
+                    r = GradingResult.from_dict(data)
+                    if on_done:
+                        on_done(r, True)
+                    return r
+            except (ValueError, TypeError, KeyError):
+                pass
+        try:
+            r = grade_repeated(lab, sub, seed, repeat, folder, jobs=1)
+        except Exception as e:  # noqa: BLE001 - the batch goes on
+            r = GradingResult(lab.slug, str(sub), seed, error=f"the grader failed: {e!r}")
+        write_atomic(done, json.dumps({**r.to_dict(), "fingerprint": fp, "key": key}, indent=1))
+        if on_done:
+            on_done(r, False)
+        return r
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return list(pool.map(one, range(len(subs))))
+
+
+def write_atomic(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+    return path
