@@ -139,6 +139,7 @@ def check_reads(history: History, placement: Placement | None = None) -> Verdict
                 f"{op.process} read {key!r} and got {got!r}; {writer}'s acknowledged write of "
                 f"{expected[0]!r} is on no live shard",
                 events, data))
+    anomalies.sort(key=lambda a: a.kind != "lost-write")   # the worse news first
     return verdict("partitioning.reads", anomalies, reads=reads,
                    keys_written=len(writes))
 

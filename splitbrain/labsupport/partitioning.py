@@ -1,0 +1,134 @@
+"""Grader side of lab 04 (partitioning), shared by the hidden tests, the public tests and the
+notebook.
+
+* :class:`Shards` owns the shard servers of one test: private Redis instances started with
+  ``splitbrain.services.spawn_redis()`` (adding a shard = starting one more), named ``s0``,
+  ``s1``, ... It reads them directly — the ground truth of where each key really is
+  (:meth:`Shards.placement`) — and can shut one down, the way an operator decommissions a shard
+  once a rebalance says it is empty.
+* :func:`store` spawns one sandboxed worker running the learner's ``ShardedStore``; every worker
+  gets its own PYTHONHASHSEED from the sandbox, like two real processes.
+* :func:`keys`, :func:`skewed_keys`: the key sets the scenarios write (deterministic for a seed).
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+SLUG = "04-partitioning"
+COMPONENT_CLASS = "ShardedStore"
+
+
+@dataclass
+class Shards:
+    """The shard servers of one test, by name. Stop them with :meth:`close`."""
+
+    handles: dict[str, Any] = field(default_factory=dict)
+    stopped: set[str] = field(default_factory=set)
+
+    @classmethod
+    def start(cls, n: int) -> "Shards":
+        s = cls()
+        try:
+            for _ in range(n):
+                s.add()
+        except BaseException:
+            s.close()
+            raise
+        return s
+
+    def add(self) -> str:
+        """Start one more shard server; returns its name."""
+        from splitbrain.services import spawn_redis
+        name = f"s{len(self.handles)}"
+        self.handles[name] = spawn_redis()
+        return name
+
+    def urls(self, names=None) -> dict[str, str]:
+        """``{name: url}`` for ``names`` (default: every shard not stopped)."""
+        names = self.live if names is None else list(names)
+        unknown = [n for n in names if n not in self.handles]
+        if unknown:
+            raise KeyError(f"no shard named {unknown[0]!r}; shards are {sorted(self.handles)}")
+        return {n: self.handles[n].url for n in names}
+
+    @property
+    def live(self) -> list[str]:
+        return [n for n in self.handles if n not in self.stopped]
+
+    def stop(self, name: str) -> None:
+        """Shut a shard down for good (decommissioned): what it still held is gone."""
+        self.handles[name].stop()
+        self.stopped.add(name)
+
+    def placement(self, keys, names=None) -> dict[str, dict[str, str]]:
+        """``{key: {shard: value}}`` for the keys found on the live shards, read directly."""
+        keys = list(keys)
+        out: dict[str, dict[str, str]] = {k: {} for k in keys}
+        for name, url in self.urls(names).items():
+            client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=5)
+            try:
+                for i in range(0, len(keys), 500):
+                    chunk = keys[i:i + 500]
+                    for k, v in zip(chunk, client.mget(chunk)):
+                        if v is not None:
+                            out[k][name] = v
+            finally:
+                client.close()
+        return out
+
+    def close(self) -> None:
+        for name, h in self.handles.items():
+            if name not in self.stopped:
+                try:
+                    h.stop()
+                except Exception:  # noqa: BLE001 - best effort at teardown
+                    pass
+        self.stopped.update(self.handles)
+
+
+def store(spawn, ns, name: str, shards: dict[str, str], prefix: str = "kv:", **spawn_kw):
+    """A worker named ``name`` running the submission, and the ``ShardedStore`` built in it."""
+    from splitbrain.sandbox import Ref
+    worker = spawn(name, **spawn_kw)
+    return worker, worker.new(COMPONENT_CLASS, Ref("redis_url"), ns.key(prefix), dict(shards))
+
+
+def keys(n: int, start: int = 0) -> list[str]:
+    return [f"user:{i:05d}" for i in range(start, start + n)]
+
+
+def skewed_keys(n: int, seed: int, tenants: int = 50, s: float = 1.2) -> list[str]:
+    """``n`` distinct keys ``t<tenant>:order:<i>`` whose tenants follow a Zipf law: a few tenants
+    own most keys, so a range or prefix partitioning puts most keys on one shard."""
+    rng = random.Random(f"skewed/{seed}")
+    weights = [1 / (r ** s) for r in range(1, tenants + 1)]
+    counts: dict[int, int] = {}
+    out = []
+    for t in rng.choices(range(tenants), weights=weights, k=n):
+        counts[t] = counts.get(t, 0) + 1
+        out.append(f"t{t:03d}:order:{counts[t]:05d}")
+    return out
+
+
+def write_all(store_obj, pairs) -> dict[str, str]:
+    """Put every (key, value) through ``store_obj``; returns what was acknowledged."""
+    acked = {}
+    for k, v in pairs:
+        store_obj.put(k, v)
+        acked[k] = v
+    return acked
+
+
+def read_all(store_obj, keys_) -> dict[str, Any]:
+    return {k: store_obj.get(k) for k in keys_}
+
+
+def store_in(worker, shards: dict[str, str], ns=None, prefix: str = "kv:"):
+    """Build a ``ShardedStore`` in an existing (e.g. restarted) worker, on the same prefix."""
+    from splitbrain.sandbox import Ref
+    key = ns.key(prefix) if ns is not None else worker.resources["prefix"] + prefix
+    return worker.new(COMPONENT_CLASS, Ref("redis_url"), key, dict(shards))
