@@ -94,7 +94,8 @@ class GradingResult:
         tests = tuple(TestResult(**{k: tuple(v) if k in ("faults", "anomalies") else v
                                     for k, v in t.items()}) for t in d.get("tests", ()))
         known = {"lab", "submission", "seed", "error", "duration_s", "runs", "consistent"}
-        return cls(tests=tests, **{k: d[k] for k in known if k in d})
+        extra = {"key": d["key"]} if "key" in d else {}
+        return cls(tests=tests, extra=extra, **{k: d[k] for k in known if k in d})
 
     def to_gradescope_dict(self) -> dict[str, Any]:
         """Gradescope's results.json: score, per-test score/max_score/status/output."""

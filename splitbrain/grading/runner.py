@@ -7,6 +7,7 @@ fail that way they are reported as infra_error and left out of the score.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -177,6 +178,7 @@ def grade_batch(lab: LabInfo, submissions: list[Path], out_dir: str | Path, seed
             r = grade_repeated(lab, sub, seed, repeat, folder, jobs=1)
         except Exception as e:  # noqa: BLE001 - the batch goes on
             r = GradingResult(lab.slug, str(sub), seed, error=f"the grader failed: {e!r}")
+        r = dataclasses.replace(r, extra={"key": key})
         write_atomic(done, json.dumps({**r.to_dict(), "fingerprint": fp, "key": key}, indent=1))
         if on_done:
             on_done(r, False)

@@ -1,0 +1,81 @@
+"""``verify``: every lab proves itself. Its shipped broken component must fail, with at least one
+anomaly the chapter teaches; its solution must get full marks."""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from splitbrain.grading.handout import pristine
+from splitbrain.grading.results import GradingResult
+from splitbrain.grading.runner import grade_repeated
+from splitbrain.lab import LabInfo
+
+
+@dataclass(frozen=True)
+class LabProof:
+    lab: str
+    broken: GradingResult
+    solution: GradingResult
+    taught: tuple[str, ...]
+
+    @property
+    def shown(self) -> list[str]:
+        """Taught anomalies the broken component showed."""
+        return [a for a in self.broken.anomalies() if a in self.taught]
+
+    @property
+    def problems(self) -> list[str]:
+        out = []
+        b, s = self.broken, self.solution
+        if b.error:
+            out.append(f"the broken component could not be graded: {b.error}")
+        elif b.score >= b.max_score:
+            out.append("the broken component gets full marks: the hidden tests do not catch it")
+        elif self.taught and not self.shown:
+            seen = ", ".join(b.anomalies()) or "none (it failed without an expect_valid verdict)"
+            out.append(f"the broken component fails without a taught anomaly "
+                       f"({', '.join(self.taught)}); anomalies seen: {seen}")
+        if s.error:
+            out.append(f"the solution could not be graded: {s.error}")
+        elif not s.full_marks:
+            bad = [f"{t.name} ({t.status})" for t in s.tests if t.status != "passed"]
+            out.append(f"the solution loses points: {', '.join(bad)}")
+        for name, r in (("broken", b), ("solution", s)):
+            if not r.consistent:
+                out.append(f"the {name} component got different verdicts over {r.runs} runs")
+            if r.infra_errors:
+                out.append(f"{r.infra_errors} test(s) of the {name} run hit infrastructure errors")
+        return out
+
+    @property
+    def proves(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict:
+        return {"lab": self.lab, "proves": self.proves, "problems": self.problems,
+                "taught_anomalies": list(self.taught), "anomalies_shown": self.shown,
+                "broken": {"score": self.broken.score, "max_score": self.broken.max_score,
+                           "anomalies": self.broken.anomalies()},
+                "solution": {"score": self.solution.score, "max_score": self.solution.max_score}}
+
+
+def verify_lab(lab: LabInfo, seed: int = 1, repeat: int = 1, out_dir: Path | None = None,
+               jobs: int = 1) -> LabProof:
+    out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix=f"splitbrain-verify-"))
+    with tempfile.TemporaryDirectory(prefix="splitbrain-handout-") as tmp:
+        broken_file = pristine(lab, Path(tmp))
+        broken = grade_repeated(lab, broken_file, seed, repeat, out / lab.slug / "broken",
+                                jobs=jobs)
+    if lab.solution_path.is_file():
+        solution = grade_repeated(lab, lab.solution_path, seed, repeat,
+                                  out / lab.slug / "solution", jobs=jobs)
+    else:
+        solution = GradingResult(lab.slug, str(lab.solution_path), seed,
+                                 error=f"no solution at {lab.solution_path}")
+    return LabProof(lab.slug, broken, solution, lab.taught_anomalies)
+
+
+def verify_labs(labs: list[LabInfo], seed: int = 1, repeat: int = 1,
+                out_dir: Path | None = None, jobs: int = 1) -> list[LabProof]:
+    return [verify_lab(lab, seed, repeat, out_dir, jobs) for lab in labs]
