@@ -1,0 +1,244 @@
+"""Lab 02's test world, shared by the hidden tests and the public ones (``world`` fixture).
+
+One test gets: the lab's schema in its own database; a private tansu broker behind a fault proxy
+(the broker advertises the proxy's port, so every client -- the learner's and the grader's -- goes
+through it and a ``partition`` cuts them all); a topic with three partitions; helpers that spawn
+the learner's ``OrderService`` / ``Relay`` / ``OrderProjection`` in sandboxed workers, drain the
+relays, read the topic to its end and read the database's truth with the admin URL.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from splitbrain.checkers.base import Anomaly, Verdict, verdict
+from splitbrain.checkers.outbox import OrderTruth, check_outbox, check_projection
+from splitbrain.labsupport.outbox import TopicRead, create_topic, read_topic
+from splitbrain.paths import labs_dir
+
+SLUG = "02-transactional-outbox"
+CONNECT = "splitbrain.labsupport.outbox:connector"
+PARTITIONS = 3
+
+
+def schema_path() -> Path:
+    return labs_dir() / SLUG / "schema.sql"
+
+
+def prepare(ns: Any) -> None:
+    """Apply schema.sql to the namespace's database and let the learner's role use every table."""
+    role = conninfo_to_dict(ns.pg_url).get("user")
+    with psycopg.connect(ns.pg_admin_url, autocommit=True) as conn:
+        conn.execute(schema_path().read_text())
+        if role and role != conninfo_to_dict(ns.pg_admin_url).get("user"):
+            conn.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "
+                                 "public TO {}").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {}")
+                         .format(sql.Identifier(role)))
+
+
+@dataclass
+class Ledger:
+    """What the grader asked for and what the service acknowledged."""
+
+    attempted: list[str] = field(default_factory=list)
+    acknowledged: dict[str, str] = field(default_factory=dict)   # order id -> placed|cancelled
+
+    def ack(self, order_id: str, status: str) -> None:
+        self.acknowledged[order_id] = status
+
+
+class KafkaBehindProxy:
+    """A private tansu whose only way in is a fault proxy (``proxy`` has the fault methods)."""
+
+    def __init__(self, history, seed: int) -> None:
+        from splitbrain.faults.proxy import FaultProxy
+        from splitbrain.services import spawn_kafka
+        from splitbrain.services.procs import free_port
+
+        self.history = history
+        port = free_port()
+        self.proxy = FaultProxy(f"kafka-{seed}-{port}", seed=seed)
+        self.port = self.proxy.start(("127.0.0.1", port))
+        try:
+            self.broker = spawn_kafka(advertise_port=self.port, port=port)
+        except BaseException:
+            self.proxy.stop()
+            raise
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self._handle = None
+
+    def partition(self) -> None:
+        """Cut every client off the broker: bytes are held, connections close after 500 ms."""
+        self._handle = self.proxy.blackhole(timeout_ms=500)
+        self.history.fault("partition", "kafka", phase="start")
+
+    def heal(self) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+            self.history.fault("partition", "kafka", phase="end")
+
+    def close(self) -> None:
+        try:
+            self.broker.stop()
+        finally:
+            self.proxy.stop()
+
+
+class World:
+    """One test's lab 02 world. ``app()``, ``relay()``, ``projection()`` spawn workers."""
+
+    def __init__(self, ns, spawn, history, seed: int, memory_mb: int = 768) -> None:
+        from splitbrain.sandbox import Limits
+        self.ns, self._spawn, self.history, self.seed = ns, spawn, history, seed
+        self.limits = Limits(memory_mb=max(memory_mb, 768), call_timeout_s=20)
+        prepare(ns)
+        self.kafka = KafkaBehindProxy(history, seed)
+        self.topic = ns.topic("orders")
+        create_topic(self.kafka.bootstrap, self.topic, PARTITIONS)
+        self.ledger = Ledger()
+        self.workers: dict[str, Any] = {}
+
+    # -- workers ------------------------------------------------------------------------------
+    def worker(self, name: str, pg_url: str | None = None):
+        res = {"kafka_bootstrap": self.kafka.bootstrap}
+        if pg_url:
+            res["pg_url"] = pg_url
+        w = self._spawn(name, resources=res, limits=self.limits)
+        self.workers[name] = w
+        return w
+
+    def new(self, w, cls: str):
+        from splitbrain.sandbox import Ref
+        if cls == "OrderProjection":
+            return w.new(cls, Ref(CONNECT))
+        return w.new(cls, Ref(CONNECT), self.kafka.bootstrap, self.topic)
+
+    def app(self, name: str = "app", pg_url: str | None = None):
+        w = self.worker(name, pg_url)
+        return w, self.new(w, "OrderService")
+
+    def relay(self, name: str = "relay", pg_url: str | None = None):
+        w = self.worker(name, pg_url)
+        return w, self.new(w, "Relay")
+
+    def projection(self, name: str = "consumer"):
+        w = self.worker(name)
+        return w, self.new(w, "OrderProjection")
+
+    # -- driving ------------------------------------------------------------------------------
+    def place(self, svc, order_id: str, customer: str, amount: int) -> bool:
+        """Place an order; True when the service acknowledged it."""
+        from splitbrain.sandbox import SandboxError
+        self.ledger.attempted.append(order_id)
+        try:
+            svc.place_order(order_id, customer, amount)
+        except SandboxError:
+            return False
+        self.ledger.ack(order_id, "placed")
+        return True
+
+    def cancel(self, svc, order_id: str) -> bool:
+        from splitbrain.sandbox import SandboxError
+        try:
+            svc.cancel_order(order_id)
+        except SandboxError:
+            return False
+        self.ledger.ack(order_id, "cancelled")
+        return True
+
+    def drain(self, relays: list, deadline_s: float = 20.0, timeout_s: float = 2.0) -> int:
+        """Call ``run_once`` on each relay in turn until a full round publishes nothing (errors
+        count as "not done": the relay is retried until the deadline). Returns the total."""
+        from splitbrain.sandbox import RemoteError
+        total, end = 0, time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            round_total, errors = 0, 0
+            for r in relays:
+                try:
+                    n = r.run_once(500, timeout_s)
+                except RemoteError:
+                    errors += 1
+                    continue
+                round_total += int(n) if isinstance(n, int) and not isinstance(n, bool) else 0
+            total += round_total
+            if round_total == 0 and errors == 0:
+                break
+        return total
+
+    # -- observing ----------------------------------------------------------------------------
+    def truth(self) -> dict[str, OrderTruth]:
+        with psycopg.connect(self.ns.pg_admin_url, autocommit=True) as conn:
+            rows = conn.execute("SELECT id, customer, amount, status FROM orders").fetchall()
+        return {r[0]: OrderTruth(r[1], r[2], r[3]) for r in rows}
+
+    def read(self) -> TopicRead:
+        got = read_topic(self.kafka.bootstrap, self.topic)
+        inv = self.history.invoke("grader", "read-topic", {"topic": self.topic})
+        self.history.complete(inv, "ok" if got.complete else "info",
+                              {"records": len(got.records), "complete": got.complete})
+        return got
+
+    def check(self, allow_duplicates: bool = True) -> Verdict:
+        """Topic vs database, plus every acknowledged change being in the database."""
+        truth = self.truth()
+        got = self.read()
+        v = check_outbox(got.records, truth, attempted=self.ledger.attempted,
+                         allow_duplicates=allow_duplicates, complete=got.complete)
+        lost = []
+        for oid, status in self.ledger.acknowledged.items():
+            o = truth.get(oid)
+            if o is None or (status == "cancelled" and o.status != "cancelled"):
+                lost.append(Anomaly("lost-order", f"{'place' if status == 'placed' else 'cancel'}"
+                                    f"_order({oid!r}) returned, but the database does not have "
+                                    f"it: the service acknowledged a change it did not commit",
+                                    data={"order": oid}))
+        if not lost:
+            return v
+        return Verdict(False, tuple(lost) + v.anomalies, "outbox", v.stats)
+
+    def read_model(self) -> tuple[dict, dict]:
+        with psycopg.connect(self.ns.pg_admin_url, autocommit=True) as conn:
+            view = {r[0]: {"customer": r[1], "amount": r[2], "status": r[3]} for r in
+                    conn.execute("SELECT order_id, customer, amount, status FROM order_view")}
+            stats = {r[0]: {"placed": r[1], "cancelled": r[2], "spent": r[3]} for r in
+                     conn.execute("SELECT customer, placed, cancelled, spent FROM customer_stats")}
+        return view, stats
+
+    def check_projection(self, truth: dict[str, OrderTruth]) -> Verdict:
+        view, stats = self.read_model()
+        return check_projection(view, stats, truth)
+
+    def wait_for(self, cond: Callable[[], bool], deadline_s: float, what: str) -> bool:
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            if cond():
+                return True
+            time.sleep(0.02)
+        self.history.append("grader", "info", "wait", {"what": what, "deadline_s": deadline_s})
+        return False
+
+    def admin(self) -> psycopg.Connection:
+        return psycopg.connect(self.ns.pg_admin_url, autocommit=True)
+
+    def close(self) -> None:
+        self.kafka.close()
+
+
+def liveness(message: str) -> Verdict:
+    return verdict("liveness", [Anomaly("unavailable", message)])
+
+
+@pytest.fixture
+def world(ns, spawn, history, seed, lab):
+    w = World(ns, spawn, history, seed, lab.memory_mb)
+    yield w
+    w.close()
