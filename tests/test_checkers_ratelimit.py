@@ -176,11 +176,13 @@ def _history() -> History:
         Event("b", "invoke", "allow", ["c"], 0.03, 3),
         Event("b", "ok", "allow", False, 0.20, 4),
         Event("a", "invoke", "allow", {"args": ["c"], "kwargs": {}}, 0.05, 5),
-        Event("a", "info", "allow", "CallTimeout", 3.05, 6),
+        Event("a", "info", "allow", {"error": "CallTimeout", "message": "a.allow()"}, 3.05, 6),
         Event("nemesis", "info", "blackhole", {"phase": "end", "target": "redis"}, 3.10, 7, True),
         Event("b", "invoke", "allow", ["c"], 3.20, 8),
-        Event("b", "fail", "allow", "RemoteError: boom", 3.30, 9),
+        Event("b", "fail", "allow", {"error": "ValueError", "message": "boom"}, 3.30, 9),
         Event("a", "invoke", "get", ["x"], 3.40, 10),
+        Event("b", "invoke", "allow", ["c"], 3.50, 11),
+        Event("b", "info", "allow", {"error": "ConnectionError", "message": "refused"}, 3.51, 12),
     ])
     return h
 
@@ -188,9 +190,11 @@ def _history() -> History:
 def test_decisions_are_read_from_a_history_in_any_argument_shape():
     ds = decisions_from_history(_history())
     assert [(x.process, x.client, x.result, x.ok, x.index) for x in ds] == [
-        ("a", "c", True, True, 1), ("b", "c", False, True, 4), ("a", "c", "CallTimeout", False, 6),
-        ("b", "c", "RemoteError: boom", False, 9)]
+        ("a", "c", True, True, 1), ("b", "c", False, True, 4),
+        ("a", "c", "CallTimeout: a.allow()", False, 6), ("b", "c", "ValueError: boom", False, 9),
+        ("b", "c", "ConnectionError: refused", False, 12)]
     assert ds[2].end is None and ds[2].latency is None
+    assert ds[4].end == 3.51   # an error is an answer, not a hang
 
 
 def test_fault_windows_split_decisions_into_during_and_outside():
@@ -198,7 +202,7 @@ def test_fault_windows_split_decisions_into_during_and_outside():
     ws = fault_windows(h)
     assert ws == [(0.02, 3.10)]
     ds = decisions_from_history(h)
-    assert [x.index for x in outside(ds, ws)] == [1, 9]
+    assert [x.index for x in outside(ds, ws)] == [1, 9, 12]
     assert [x.index for x in during(ds, ws)] == [4]
     # A fault never healed lasts for ever.
     h.events.pop(7)

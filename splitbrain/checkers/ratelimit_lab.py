@@ -45,6 +45,8 @@ __all__ = [
 ]
 
 POLICIES = ("open", "closed")
+# completions that mean "no answer came back" (the sandbox's words for a hung or dead worker)
+NO_ANSWER = ("CallTimeout", "WorkerDied")
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,8 @@ def _client_of(args: Any) -> str:
 
 
 def _result_of(value: Any) -> Any:
+    if isinstance(value, Mapping) and "error" in value:
+        return f"{value['error']}: {value.get('message', '')}".rstrip(": ")
     if isinstance(value, Mapping) and set(value) <= {"result", "value", "elapsed"} and (
             "result" in value or "value" in value):
         return value.get("result", value.get("value"))
@@ -115,9 +119,11 @@ def decisions_from_history(history: History, f: str = "allow") -> list[Decision]
             continue
         done = op.complete
         ok = done is not None and done.type == "ok"
+        lost = done is None or (done.type == "info" and isinstance(done.value, Mapping) and
+                                done.value.get("error") in NO_ANSWER)
         out.append(Decision(
             process=op.process, client=_client_of(op.args), start=op.start,
-            end=done.time if done is not None and done.type != "info" else None,
+            end=None if lost else done.time,  # type: ignore[union-attr]
             result=_result_of(done.value) if done is not None else None, ok=ok,
             index=done.index if done is not None else op.invoke.index))
     return out

@@ -1,0 +1,91 @@
+"""Lab 05 hidden tests: the limit holds for one client across gateways that race, straddle a
+window boundary, disagree about the time, or share Redis with a hotter client."""
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from splitbrain.checkers.ratelimit_lab import check_key_expiry
+from splitbrain.grading import expect_valid
+from splitbrain.labsupport import ratelimit as rl
+from splitbrain.labsupport.ratelimit import LIMIT, WINDOW_S
+
+ATOMIC = ("Two gateways read the same count before either writes it back. Check and count in one "
+          "atomic step inside Redis: a Lua script run with EVAL/EVALSHA.")
+SLIDING = ("A fixed window forgets every request at its boundary. Count the requests of the last "
+           "window_s seconds (a sorted set of times, or a token bucket).")
+ONE_CLOCK = ("Each gateway reads its own clock, and they disagree. Take the time inside the Lua "
+             "script with redis.call('TIME'): one clock for every gateway.")
+
+
+@pytest.mark.points(10)
+def test_01_one_gateway_admits_the_limit_then_rejects(gateway, client, history):
+    g = gateway("g1")
+    rl.calls(g, client, 2 * LIMIT)
+    rl.judge(rl.between(history, 0, history.now()), history,
+             hint="allow() must admit the first `limit` requests of a quiet client, then reject, "
+                  "and return True or False.")
+
+
+@pytest.mark.points(20)
+@pytest.mark.faults("concurrency", "latency")
+def test_02_racing_gateways_admit_no_more_than_the_limit(gateway, proxy, ns, client, history):
+    p = proxy("redis", ns)
+    gws = [gateway(f"g{i}", redis_url=p.url) for i in range(1, 5)]
+    with p.latency(20):   # a slower network widens the gap between a read and its write-back
+        t0 = history.now()
+        rl.race(gws, client, LIMIT)
+        t1 = history.now()
+    rl.judge(rl.between(history, t0, t1), history, hint=ATOMIC)
+
+
+@pytest.mark.points(15)
+@pytest.mark.faults("window-boundary")
+def test_03_requests_straddling_a_window_boundary_stay_within_the_limit(gateway, client, history):
+    gws = [gateway("g1"), gateway("g2")]
+    for attempt in range(3):
+        who = f"{client}-{attempt}"
+        boundary = rl.next_boundary(WINDOW_S, time.time() + 0.4)
+        rl.sleep_until(boundary - 0.3)
+        history.fault("window-boundary", "clock", phase="start", at_wall=boundary)
+        t0 = history.now()
+        rl.stream(gws, who, until=boundary + 0.3, pace_s=0.01)
+        t1 = history.now()
+        history.fault("window-boundary", "clock", phase="end")
+        ds = [d for d in rl.between(history, t0, t1) if d.client == who]
+        # The stream must have covered both sides of the boundary; on a stalled machine, again.
+        if ds and ds[0].start < t0 + 0.2 and ds[-1].start > t1 - 0.2:
+            break
+    rl.judge(ds, history, hint=SLIDING)
+
+
+@pytest.mark.points(15)
+@pytest.mark.faults("clock-skew")
+def test_04_gateways_with_skewed_clocks_share_one_limit(gateway, client, history):
+    a, b, c = gateway("a"), gateway("b"), gateway("c")
+    b.skew_clock(+2.5 * WINDOW_S)     # b lives two and a half windows in the future
+    c.skew_clock(-1.5 * WINDOW_S)     # c one and a half in the past
+    t0 = history.now()
+    rl.alternate([a, b, c], client, LIMIT)
+    t1 = history.now()
+    rl.judge(rl.between(history, t0, t1), history, hint=ONE_CLOCK)
+
+
+@pytest.mark.points(10)
+@pytest.mark.faults("hot-client")
+def test_05_a_hot_client_neither_starves_others_nor_leaves_keys_forever(
+        gateway, ns, prefix, client, history):
+    g1, g2, g3 = gateway("g1"), gateway("g2"), gateway("g3")
+    hot, quiet = f"{client}-hot", f"{client}-quiet"
+    t0 = history.now()
+    with ThreadPoolExecutor(1) as pool:
+        hammer = pool.submit(rl.stream, [g1, g2], hot, time.time() + 1.0, 0.005)
+        rl.calls(g3, quiet, 5, pace_s=0.15)
+        hammer.result()
+    t1 = history.now()
+    rl.judge(rl.between(history, t0, t1), history,
+             hint="Keep one limit per client: a key per client under the prefix.")
+    ttls = rl.key_ttls(ns.redis_admin_url or ns.redis_url, prefix)
+    expect_valid(check_key_expiry(ttls, max_ttl_ms=10 * WINDOW_S * 1000), history,
+                 hint="Give every key an expiry (PEXPIRE) a little longer than the window, renewed "
+                      "when it is written; otherwise memory grows with every client and window.")
