@@ -27,7 +27,7 @@ def test_01_write_after_gc_pause_is_fenced(db, holder, must_acquire, history):
 @pytest.mark.points(15)
 @pytest.mark.faults("partition")
 def test_02_write_after_partition_from_redis_is_fenced(db, holder, must_acquire, proxy, history):
-    px = proxy("redis")
+    px = proxy("redis", ns=db)
     a, b = holder("a", ttl_ms=400, redis_url=px.url), holder("b", ttl_ms=10_000)
     token_a = must_acquire(a, 0, "the lock was free")
     px.blackhole()                           # a can no longer reach Redis; Postgres still works
