@@ -97,11 +97,13 @@ def _forget_stale(recs: dict, name: str) -> str | None:
 def ensure_up(names: Iterable[str] | None = None, backend: str | None = None) -> Endpoints:
     """Start what is missing of ``names`` (default all three) and return where they answer.
 
-    Already-running healthy services are reused whatever their backend, unless a backend is
-    asked for (argument, ``SPLITBRAIN_BACKEND``, a configured URL) and differs."""
+    A running healthy service is reused when its backend is the one asked for (argument,
+    ``SPLITBRAIN_BACKEND``, a configured URL); when none is asked for, a recorded embedded or
+    docker service is reused, else an embedded one is started."""
     names = [_check_name(n) for n in (SERVICES if names is None else names)]
     _check_backend(backend)
     started, notes = [], []
+    chosen: dict[str, dict] = {}
     with state.locked():
         recs = state.read()
         for name in names:
@@ -110,23 +112,33 @@ def ensure_up(names: Iterable[str] | None = None, backend: str | None = None) ->
             if note:
                 notes.append(note)
             rec = recs.get(name)
-            if rec and (want is None or rec["backend"] == want) and _healthy(name, rec):
+            # an external record came from someone's configuration; without it, embedded
+            reusable = rec and (rec["backend"] == want or
+                                (want is None and rec["backend"] != "external"))
+            if reusable and _healthy(name, rec):
+                chosen[name] = rec
+                continue
+            want = want or "embedded"
+            if want == "external":
+                # someone else's server: nothing to start; the record of a healthy service of
+                # another backend stays (other processes may be using it)
+                chosen[name] = external.record(name)
+                if not (rec and _healthy(name, rec)):
+                    recs[name] = chosen[name]
                 continue
             if rec and rec.get("backend") == "embedded":
-                embedded.stop(name, rec)    # ours but unhealthy or the wrong backend
+                embedded.stop(name, rec)    # ours, but not answering
             recs.pop(name, None)
-            want = want or "embedded"
             if want == "embedded":
                 recs[name] = embedded.start(name)
-            elif want == "external":
-                recs[name] = external.record(name)
             else:
                 from . import docker_backend
                 recs[name] = docker_backend.start(name)
+            chosen[name] = recs[name]
             started.append(name)
             state.write(recs)
         state.write(recs)
-    return _endpoints({n: recs[n] for n in names}, started, notes)
+    return _endpoints(chosen, started, notes)
 
 
 def current() -> Endpoints | None:

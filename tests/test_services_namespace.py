@@ -1,0 +1,125 @@
+"""Per-test namespaces: each test's database, keys and topics are its own, even in parallel."""
+from __future__ import annotations
+
+import threading
+
+import psycopg
+import pytest
+import redis
+
+from splitbrain.services import open_namespace
+
+
+def test_namespace_role_owns_its_database_and_nothing_else(services, ns):
+    with psycopg.connect(ns.pg_url, autocommit=True) as c:
+        assert c.execute("select current_user, current_database()").fetchone() == (ns.name, ns.name)
+        c.execute("create table t(x int)")
+        c.execute("begin")
+        c.execute("insert into t values (1)")
+        c.execute(f"prepare transaction '{ns.name}-1'")   # labs use two-phase commit
+        c.execute(f"commit prepared '{ns.name}-1'")
+        assert c.execute("select count(*) from t").fetchone() == (1,)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            c.execute("create database other")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            c.execute("create role intruder")
+    other = open_namespace(services)
+    try:
+        with pytest.raises(psycopg.OperationalError, match="permission denied"):
+            psycopg.connect(ns.pg_url.rsplit("/", 1)[0] + "/" + other.name, connect_timeout=5)
+    finally:
+        other.drop()
+
+
+def test_redis_acl_user_can_do_what_labs_need(ns):
+    assert ns.redis_acl, ns.redis_acl_reason
+    r = redis.Redis.from_url(ns.redis_url)
+    k = ns.key("lock")
+    assert r.set(k, "token", nx=True, px=500)
+    assert r.incr(ns.key("fence")) == 1
+    assert r.time()[0] > 0
+    assert r.eval("return redis.call('INCR', KEYS[1])", 1, ns.key("fence")) == 2
+    sha = r.script_load("return redis.call('GET', KEYS[1])")
+    assert r.evalsha(sha, 1, k) == b"token"
+    p = r.pipeline(transaction=True)
+    p.incr(ns.key("fence"))
+    p.get(k)
+    assert p.execute() == [3, b"token"]
+    assert r.publish(ns.key("events"), "x") == 0
+    r.close()
+
+
+@pytest.mark.parametrize("call", [
+    lambda r: r.set("someone-else:key", 1),
+    lambda r: r.flushall(),
+    lambda r: r.config_set("maxmemory", "1mb"),
+    lambda r: r.keys("*"),
+    lambda r: r.publish("someone-else:events", "x"),
+    lambda r: r.execute_command("ACL", "SETUSER", "me", "on", "~*"),
+])
+def test_redis_acl_user_cannot_reach_outside_its_prefix(ns, call):
+    r = redis.Redis.from_url(ns.redis_url)
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        call(r)
+    r.close()
+
+
+def test_drop_removes_database_role_keys_user_and_prepared_transactions(services):
+    ns = open_namespace(services)
+    with psycopg.connect(ns.pg_url, autocommit=True) as c:
+        c.execute("create table t(x int)")
+        c.execute("begin")
+        c.execute("insert into t values (1)")
+        c.execute(f"prepare transaction '{ns.name}-left-open'")
+    r = redis.Redis.from_url(ns.redis_url)
+    r.set(ns.key("a"), 1)
+    r.close()
+    ns.drop()
+    admin = redis.Redis.from_url(services.redis_url)
+    assert admin.exists(ns.key("a")) == 0
+    assert ns.name.encode() not in admin.acl_users() and ns.name not in admin.acl_users()
+    admin.close()
+    with psycopg.connect(services.postgres_url) as c:
+        assert c.execute("select count(*) from pg_database where datname = %s",
+                         (ns.name,)).fetchone() == (0,)
+        assert c.execute("select count(*) from pg_roles where rolname = %s",
+                         (ns.name,)).fetchone() == (0,)
+    ns.drop()  # idempotent
+
+
+def test_parallel_namespaces_never_see_each_other(services):
+    errors, names = [], []
+
+    def worker(i: int) -> None:
+        try:
+            ns = open_namespace(services)
+            names.append(ns.name)
+            with psycopg.connect(ns.pg_url, autocommit=True) as c:
+                c.execute("create table mine(v int)")
+                c.execute("insert into mine values (%s)", (i,))
+                assert c.execute("select array_agg(v) from mine").fetchone() == ([i],)
+            r = redis.Redis.from_url(ns.redis_url)
+            r.set(ns.key("v"), i)
+            assert r.get(ns.key("v")) == str(i).encode()
+            r.close()
+            ns.drop()
+        except Exception as e:  # collected, asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert len(set(names)) == 8
+
+
+def test_topic_and_group_names_are_unique_per_namespace(services, ns):
+    other = open_namespace(services)
+    try:
+        assert ns.topic("orders") != other.topic("orders")
+        assert ns.group("relay") != other.group("relay")
+        assert ns.topic("orders").endswith("orders") and ns.key("x") == ns.prefix + "x"
+    finally:
+        other.drop()
