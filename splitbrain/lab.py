@@ -44,6 +44,8 @@ class LabInfo:
       points: total points the lab is worth when set; 0 means "the sum of the hidden tests".
       test_timeout_s: wall-clock limit of one test, seconds (default 60).
       memory_mb: memory limit of one sandboxed worker process, MiB (default 512).
+      call_timeout_s: a single call into the learner's code that takes longer is a timeout and
+        its worker is killed (default 10).
     Derived: root (the project checkout) and the paths below.
     """
 
@@ -60,6 +62,7 @@ class LabInfo:
     points: int = 0
     test_timeout_s: float = 60.0
     memory_mb: int = 512
+    call_timeout_s: float = 10.0
     format_version: int = FORMAT_VERSION
     root: Path = field(default_factory=paths.project_root, compare=False)
 
@@ -137,7 +140,8 @@ _HELP = {
 }
 
 _KNOWN = {"format_version", "title", "chapter", "component", "requires", "services", "faults",
-          "notebook", "taught_anomalies", "hints", "points", "test_timeout_s", "memory_mb"}
+          "notebook", "taught_anomalies", "hints", "points", "test_timeout_s", "memory_mb",
+          "call_timeout_s"}
 
 
 def load_lab(lab_dir: str | Path, root: str | Path | None = None) -> LabInfo:
@@ -173,8 +177,10 @@ def load_lab(lab_dir: str | Path, root: str | Path | None = None) -> LabInfo:
                        f"got {component!r}")
     timeout = _field(data, "test_timeout_s", float, where, 60.0)
     memory = _field(data, "memory_mb", int, where, 512)
-    if timeout <= 0 or memory < 64:
-        raise LabError(f"{where}: test_timeout_s must be > 0 and memory_mb >= 64")
+    call_timeout = _field(data, "call_timeout_s", float, where, 10.0)
+    if timeout <= 0 or call_timeout <= 0 or memory < 64:
+        raise LabError(f"{where}: test_timeout_s and call_timeout_s must be > 0 and "
+                       f"memory_mb >= 64")
     return LabInfo(
         slug=lab_dir.name, format_version=version,
         title=_field(data, "title", str, where), chapter=_field(data, "chapter", str, where),
@@ -183,7 +189,7 @@ def load_lab(lab_dir: str | Path, root: str | Path | None = None) -> LabInfo:
         notebook=_field(data, "notebook", str, where, "lab.ipynb"),
         taught_anomalies=_field(data, "taught_anomalies", list, where, ()),
         hints=_field(data, "hints", list, where, ()), points=_field(data, "points", int, where, 0),
-        test_timeout_s=timeout, memory_mb=memory, root=Path(root).resolve())
+        test_timeout_s=timeout, memory_mb=memory, call_timeout_s=call_timeout, root=Path(root).resolve())
 
 
 def discover_labs(root: str | Path | None = None) -> list[LabInfo]:

@@ -127,9 +127,10 @@ def spawn(request: pytest.FixtureRequest, lab, component, services, ns, history,
     def factory(name: str = "w1", component_path=None, resources: dict | None = None,
                 limits=None, env: dict | None = None, record: bool = True, **kw):
         w = sandbox_spawn(component_path or component, name, {**base, **(resources or {})},
-                          limits or Limits(memory_mb=lab.memory_mb),
+                          limits or Limits(memory_mb=lab.memory_mb,
+                                                  call_timeout_s=lab.call_timeout_s),
                           history=history if record else None, env=env, seed=seed,
-                          log_dir=ctx.artifact("-logs"), **kw)
+                          log_dir=ctx.artifact("-logs"), **{"module": lab.module_name, **kw})
         workers.append(w)
         return w
 

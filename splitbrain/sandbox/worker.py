@@ -191,11 +191,21 @@ def main(argv: list[str]) -> int:
     rin = os.fdopen(int(argv[1]), "rb")
     wout = os.fdopen(int(argv[2]), "wb", buffering=0)
     state: WorkerState | None = None
+    main_pid = os.getpid()
 
     def answer(msg: dict) -> None:
+        if os.getpid() != main_pid:  # a child the learner forked must never speak for the worker
+            os._exit(0)
         wout.write((json.dumps(msg, separators=(",", ":")) + "\n").encode())
 
+    def answer_raw(data: str) -> None:
+        if os.getpid() != main_pid:
+            os._exit(0)
+        wout.write((data + "\n").encode())
+
     for line in rin:
+        if os.getpid() != main_pid:
+            os._exit(0)
         if not line.strip():
             continue
         req = json.loads(line)
@@ -216,7 +226,7 @@ def main(argv: list[str]) -> int:
                 data = json.dumps({"id": rid, "ok": value}, separators=(",", ":"))
             except (TypeError, ValueError) as e:
                 raise Failure(f"the result is not JSON: {e}") from None
-            wout.write((data + "\n").encode())
+            answer_raw(data)
         except BaseException as e:  # learner code may raise anything, SystemExit included
             if isinstance(e, KeyboardInterrupt):
                 raise
@@ -233,7 +243,8 @@ def main(argv: list[str]) -> int:
 
 def _learner_traceback(e: BaseException) -> str:
     frames = traceback.extract_tb(e.__traceback__)
-    keep = [f for f in frames if "splitbrain/sandbox" not in f.filename]
+    keep = [f for f in frames if "splitbrain/sandbox" not in f.filename
+            and not f.filename.startswith("<frozen")]
     lines = traceback.format_list(keep) + traceback.format_exception_only(type(e), e)
     return "".join(lines)[-4000:]
 

