@@ -15,8 +15,8 @@ def db(ns):
 
 @pytest.fixture
 def holder(db, spawn):
-    def make(name, ttl_ms, redis_url=None):
-        return fencing.holder(spawn, db, name, ttl_ms, redis_url=redis_url)
+    def make(name, ttl_ms, redis_url=None, pg_url=None):
+        return fencing.holder(spawn, db, name, ttl_ms, redis_url=redis_url, pg_url=pg_url)
     return make
 
 

@@ -74,15 +74,16 @@ class Holder:
 
 
 def holder(spawn: Callable[..., Any], ns: Any, name: str, ttl_ms: int,
-           redis_url: str | None = None, lock_name: str | None = None) -> Holder:
+           redis_url: str | None = None, pg_url: str | None = None,
+           lock_name: str | None = None) -> Holder:
     """Spawn worker ``name`` and build its lock (lease ``ttl_ms``) and store.
 
-    ``redis_url`` replaces the worker's Redis address (a fault proxy in front of Redis);
-    ``lock_name`` defaults to ``ns.key("lock")``.
+    ``redis_url`` / ``pg_url`` replace the worker's service addresses (a fault proxy in front of
+    the service); ``lock_name`` defaults to ``ns.key("lock")``.
     """
     from splitbrain.sandbox import Ref
 
-    resources = {"redis_url": redis_url} if redis_url else None
+    resources = {k: v for k, v in (("redis_url", redis_url), ("pg_url", pg_url)) if v} or None
     w = spawn(name=name, resources=resources) if resources else spawn(name=name)
     lock = w.new("RedisLock", Ref("redis"), lock_name or ns.key("lock"), ttl_ms,
                  clock=Ref("clock"))
