@@ -34,8 +34,11 @@ def make_standby(primary, apply_delay_ms: int | None, cls):
         shutil.rmtree(d, ignore_errors=True)
         raise ServerDied("Postgres standby (pg_basebackup)", str(log), procs.tail(log), why="failed")
     settings = dict(primary.settings)
+    settings.pop("recovery_min_apply_delay", None)
     if apply_delay_ms is not None:
-        settings["recovery_min_apply_delay"] = f"{int(apply_delay_ms)}ms"
+        # in postgresql.auto.conf, not on the command line, so ALTER SYSTEM can change it later
+        with open(d / "postgresql.auto.conf", "a") as f:
+            f.write(f"recovery_min_apply_delay = '{int(apply_delay_ms)}ms'\n")
     sb = cls(d, procs.free_port(), primary.password, log, settings=settings, auto_port=True)
     sb._dir, sb.primary = d, primary
     return sb
@@ -72,7 +75,6 @@ class StandbyMixin:
         with self.connect() as c:
             c.execute(f"ALTER SYSTEM SET recovery_min_apply_delay = '{int(ms)}ms'")
             c.execute("select pg_reload_conf()")
-        self.settings["recovery_min_apply_delay"] = f"{int(ms)}ms"
 
     def lag_bytes(self) -> int:
         """WAL bytes the primary has written that this standby has not replayed yet."""

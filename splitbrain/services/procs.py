@@ -130,6 +130,41 @@ def group_members(pgid: int) -> list[int]:
     return out
 
 
+def tree(pid: int) -> list[int]:
+    """``pid`` and its live descendants (Postgres backends make themselves group leaders, so
+    a process group does not hold them all)."""
+    if not Path("/proc/self/stat").exists():
+        return [pid] if alive(pid) else []
+    children: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            f = _stat_fields(int(d))
+            if f is not None and f[0] not in ("Z", "X"):
+                children.setdefault(int(f[1]), []).append(int(d))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        if p == pid and not alive(pid):
+            pass
+        else:
+            out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def kill_tree(pid: int, timeout: float = 10.0) -> bool:
+    """SIGKILL ``pid``, its process group and every descendant; wait until all are gone."""
+    victims = tree(pid)
+    signal_group(pid, signal.SIGKILL)
+    for v in victims:
+        try:
+            os.kill(v, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return wait_until(lambda: not any(alive(v) for v in victims) and not group_members(pid),
+                      timeout)
+
+
 def signal_group(pgid: int, sig: int) -> None:
     try:
         os.killpg(pgid, sig)
@@ -232,8 +267,9 @@ def stop_pid(pid: int, started: str | None, sig: int = signal.SIGTERM, timeout: 
         signal_group(pid, sig)
     else:
         os.kill(pid, sig)
-    if wait_until(lambda: not alive(pid) and (not group or not group_members(pid)), timeout):
+    victims = tree(pid)
+    if wait_until(lambda: not any(alive(v) for v in victims)
+                  and (not group or not group_members(pid)), timeout):
         return True
-    signal_group(pid, signal.SIGKILL)
-    wait_until(lambda: not group_members(pid), 5.0)
+    kill_tree(pid, 5.0)
     return True

@@ -10,6 +10,14 @@ from . import procs
 from .errors import ServerDied
 
 
+def _signal(pid: int, sig: int) -> None:
+    import os
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 class _Died(Exception):
     pass
 
@@ -101,20 +109,22 @@ class Server:
             self._reap()
 
     def kill(self) -> None:
-        """SIGKILL the server and its whole process group; wait until all of it is gone."""
+        """SIGKILL the server and every process it started; wait until all of them are gone."""
         if self.pid is not None and procs.is_same_process(self.pid, self.started):
-            procs.signal_group(self.pid, signal.SIGKILL)
-            procs.wait_group_gone(self.pid, 10.0)
+            procs.kill_tree(self.pid, 10.0)
         self._reap()
 
     def pause(self) -> None:
-        """SIGSTOP the whole process group (a stalled server: connections hang, nothing fails)."""
+        """SIGSTOP the server and its children (a stalled server: calls hang, nothing fails)."""
         if self.running():
-            procs.signal_group(self.pid, signal.SIGSTOP)
+            self._paused = procs.tree(self.pid)
+            for p in self._paused:
+                _signal(p, signal.SIGSTOP)
 
     def resume(self) -> None:
-        if self.pid is not None:
-            procs.signal_group(self.pid, signal.SIGCONT)
+        for p in getattr(self, "_paused", None) or ([self.pid] if self.pid else []):
+            _signal(p, signal.SIGCONT)
+        self._paused = []
 
     def restart(self, timeout: float = 60.0):
         if self.running():
