@@ -36,6 +36,8 @@ FAULT_TEXT = {
     "reorder": "messages delivered out of order",
     "broker-restart": "the Kafka broker restarted",
     "replication-lag": "a replica that applies changes late",
+    "concurrency": "several worker processes calling at the same moment",
+    "window-boundary": "requests timed to straddle the boundary of a fixed time window",
 }
 
 

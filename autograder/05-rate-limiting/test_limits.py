@@ -72,7 +72,7 @@ def test_04_gateways_with_skewed_clocks_share_one_limit(gateway, client, history
 
 
 @pytest.mark.points(10)
-@pytest.mark.faults("hot-client")
+@pytest.mark.faults("concurrency")
 def test_05_a_hot_client_neither_starves_others_nor_leaves_keys_forever(
         gateway, ns, prefix, client, history):
     g1, g2, g3 = gateway("g1"), gateway("g2"), gateway("g3")
