@@ -38,7 +38,9 @@ def test_01_quiet_day_every_change_is_published_once_in_order(world, history):
 @pytest.mark.faults("crash-after-commit")
 def test_02_crash_right_after_commit_loses_no_event(world, history):
     """The service process dies right after Postgres confirms a COMMIT (an OOM kill, a deploy);
-    the change it committed must still be published."""
+    the change it committed must still be published. Then the relay dies after the broker
+    acknowledged its batch and before its own COMMIT: the batch goes out again, under the same
+    event ids, so that consumers can drop the copies."""
     w, svc = world.app()
     place_batch(world, svc, 1, 4)
     for action in ("place", "cancel"):
@@ -54,7 +56,16 @@ def test_02_crash_right_after_commit_loses_no_event(world, history):
         history.fault("crash-point", "app", phase="end", point="after_commit")
         svc = world.new(w, "OrderService")
     place_batch(world, svc, 5, 4)
-    _, relay = world.relay()
+    # the relay dies after the broker acknowledged its batch, before its own COMMIT
+    w_relay, relay = world.relay()
+    w_relay.arm_crash("before_commit", after=0)
+    try:
+        relay.run_once(500, 5.0)
+    except SandboxError:
+        pass
+    if not w_relay.alive:
+        w_relay.restart()
+        relay = world.new(w_relay, "Relay")
     world.drain([relay])
     expect_valid(world.check(), history, hint=HINT_LOST)
 
