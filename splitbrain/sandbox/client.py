@@ -82,7 +82,11 @@ class Worker:
         self._next = 0
         self._dead: WorkerDied | None = None
         self.names: list[str] = []
-        self._start()
+        try:
+            self._start()
+        except BaseException:  # the component failed to import: nothing may stay behind
+            self.close()
+            raise
 
     # -- lifecycle --------------------------------------------------------------------------
     def _start(self) -> None:

@@ -1,0 +1,212 @@
+"""Sandboxed workers against a real Redis: calls, errors, limits, faults, and what the learner's
+code can and cannot see."""
+import os
+import textwrap
+from concurrent.futures import TimeoutError as FutureTimeout
+
+import pytest
+
+from splitbrain.history import History
+from splitbrain.sandbox import (CallTimeout, Limits, Ref, RemoteError, WorkerDied, hash_seed,
+                                spawn)
+
+COMPONENT = textwrap.dedent('''
+    import os
+
+    class Thing:
+        def __init__(self, redis=None, key="k", clock=None, **kw):
+            self.redis, self.key, self.clock, self.kw = redis, key, clock, kw
+
+        def incr(self):
+            return self.redis.incr(self.key)
+
+        def now(self):
+            return self.clock.now()
+
+        def echo(self, *args, **kwargs):
+            return [list(args), kwargs]
+
+        def boom(self):
+            raise ValueError("no " + self.key)
+
+    def add(a, b):
+        return a + b
+
+    def env(name):
+        return os.environ.get(name)
+
+    def whoami():
+        return {"uid": os.getuid(), "cwd": os.getcwd()}
+
+    def shout():
+        print("hello from the learner")
+        return "said"
+
+    def crash():
+        from splitbrain import crash_point
+        crash_point("boom")
+        return "alive"
+
+    def hang():
+        while True:
+            pass
+
+    def die():
+        os._exit(7)
+
+    def pair():
+        return {1, 2}, b"bytes", Thing()
+''')
+
+
+@pytest.fixture
+def component(tmp_path):
+    p = tmp_path / "thing.py"
+    p.write_text(COMPONENT)
+    return p
+
+
+@pytest.fixture
+def worker(component, ns, tmp_path):
+    workers = []
+
+    def make(name="a", **kw):
+        kw.setdefault("limits", Limits(call_timeout_s=5))
+        w = spawn(component, name, {"redis_url": ns.redis_url, "prefix": ns.prefix},
+                  log_dir=tmp_path / "logs", **kw)
+        workers.append(w)
+        return w
+    yield make
+    for w in workers:
+        w.close()
+
+
+def test_calls_objects_refs_and_history(worker, ns):
+    h = History()
+    w = worker(history=h)
+    t = w.new("Thing", Ref("redis"), key=ns.key("n"))
+    assert [t.incr(), t.incr()] == [1, 2]
+    assert w.call("add", 2, 3) == 5
+    assert w.fn("add").async_(1, 1).result() == 2
+    assert t.echo(1, "x", k=[1, 2]) == [[1, "x"], {"k": [1, 2]}]
+    assert w.call("env", "missing") is None
+    assert w.new("Thing", Ref("prefix")).echo() == [[], {}]
+    kinds = [(e.type, e.f) for e in h]
+    assert kinds[:4] == [("invoke", "incr"), ("ok", "incr"), ("invoke", "incr"), ("ok", "incr")]
+    assert h.operations()[1].result == 2
+
+
+def test_async_calls_run_in_order(worker, ns):
+    w = worker()
+    t = w.new("Thing", Ref("redis"), key=ns.key("o"))
+    futures = [t.incr.async_() for _ in range(20)]
+    assert [f.result(timeout=10) for f in futures] == list(range(1, 21))
+
+
+def test_results_become_json_or_handles(worker):
+    w = worker()
+    s, b, thing = w.call("pair")
+    assert s == [1, 2] and b == "bytes"
+    assert thing.echo(5) == [[5], {}]
+    with pytest.raises(TypeError, match="arguments must be JSON values"):
+        w.call("add", object(), 1)
+
+
+def test_learner_exceptions_come_back_as_remote_errors(worker, ns):
+    h = History()
+    w = worker(history=h)
+    t = w.new("Thing", key="door")
+    with pytest.raises(RemoteError) as e:
+        t.boom()
+    assert e.value.type == "ValueError" and e.value.message == "no door"
+    assert "in boom" in e.value.traceback and "sandbox" not in e.value.traceback
+    assert h.events[-1].type == "fail" and h.events[-1].value["error"] == "ValueError"
+    with pytest.raises(RemoteError, match="defines no 'Missing'"):
+        w.new("Missing")
+    with pytest.raises(RemoteError, match="Thing has no method 'nope'"):
+        t.nope()
+    with pytest.raises(RemoteError, match="unknown resource"):
+        w.new("Thing", Ref("kafka_bootstrap"))
+    with pytest.raises(RemoteError, match="under splitbrain"):
+        w.new("Thing", Ref("os.path:join"))
+    assert w.call("add", 1, 1) == 2  # the worker survives its learner's exceptions
+
+
+def test_timeout_kills_the_worker(worker):
+    h = History()
+    w = worker(history=h, limits=Limits(call_timeout_s=0.5))
+    with pytest.raises(CallTimeout, match="did not answer within 0.5 s"):
+        w.call("hang")
+    assert h.events[-1].type == "info"
+    with pytest.raises(WorkerDied):
+        w.call("add", 1, 2)
+    w.restart()
+    assert w.call("add", 1, 2) == 3
+
+
+def test_death_is_reported_with_status_and_log(worker):
+    w = worker()
+    assert w.call("shout") == "said"  # prints go to the log, never into the RPC channel
+    with pytest.raises(WorkerDied) as e:
+        w.call("die")
+    assert e.value.returncode == 7 and "exited with status 7" in str(e.value)
+    assert "hello from the learner" in e.value.log_tail
+
+
+def test_pause_resume_kill_restart(worker, ns):
+    h = History()
+    w = worker(history=h)
+    t = w.new("Thing", Ref("redis"), key=ns.key("p"))
+    w.pause()
+    fut = t.incr.async_()
+    with pytest.raises(FutureTimeout):
+        fut.result(timeout=0.3)  # a paused process answers nothing
+    w.resume()
+    assert fut.result(timeout=5) == 1
+    w.kill()
+    with pytest.raises(WorkerDied, match="SIGKILL"):
+        t.incr()
+    w.restart()
+    with pytest.raises(RemoteError, match="does not exist"):
+        t.incr()  # objects do not survive a restart
+    assert w.new("Thing", Ref("redis"), key=ns.key("p")).incr() == 2
+    assert [e.f for e in h.faults()] == ["pause", "pause", "kill", "restart"]
+
+
+def test_clock_skew_and_crash_points(worker):
+    w = worker()
+    t = w.new("Thing", clock=Ref("clock"))
+    before = t.now()
+    w.skew_clock(3600)
+    assert t.now() - before > 3000
+    assert w.call("crash") == "alive"
+    w.arm_crash("boom")
+    with pytest.raises(WorkerDied, match="SIGKILL"):
+        w.call("crash")
+
+
+def test_environment_hash_seed_and_no_admin_urls(worker, monkeypatch):
+    monkeypatch.setenv("SPLITBRAIN_POSTGRES_URL", "postgresql://postgres@127.0.0.1/secret")
+    a, b = worker("a", seed=7, env={"EXTRA": "1"}), worker("b", seed=7)
+    assert a.call("env", "PYTHONHASHSEED") == str(hash_seed(7, "a"))
+    assert hash_seed(7, "a") != hash_seed(7, "b") and hash_seed(7, "a") == hash_seed(7, "a")
+    assert b.call("env", "PYTHONHASHSEED") == str(hash_seed(7, "b"))
+    assert a.call("env", "EXTRA") == "1" and b.call("env", "EXTRA") is None
+    assert a.call("env", "SPLITBRAIN_POSTGRES_URL") is None
+
+
+def test_runs_as_its_own_user_in_its_own_folder(worker):
+    a, b = worker("a"), worker("b")
+    wa, wb = a.call("whoami"), b.call("whoami")
+    assert wa["cwd"] != wb["cwd"]
+    if os.geteuid() == 0:
+        assert wa["uid"] != 0 and wb["uid"] != 0 and wa["uid"] != wb["uid"]
+    limits = open(f"/proc/{a.pid}/limits").read()
+    assert "Max core file size        0" in limits
+
+
+def test_import_errors_fail_the_spawn(tmp_path):
+    p = tmp_path / "bad.py"
+    p.write_text("import not_a_module_anywhere\n")
+    with pytest.raises(RemoteError, match="ModuleNotFoundError|No module named"):
+        spawn(p, "x", {})
