@@ -181,3 +181,16 @@ class SagaRig:
         """The saga-atomicity verdict from the participants' ledgers."""
         return check_saga_ledger(self.parts.ledger(), self.orders, self.expected, self.reported,
                                  self.history)
+
+
+def _rig_fixture(ns: Any, spawn: Callable[..., Any], history: History):
+    r = SagaRig.open(ns, spawn, history)
+    yield r
+    r.close()
+
+
+try:  # the `rig` fixture for hidden and public tests (needs the grading plugin's fixtures)
+    import pytest
+    rig = pytest.fixture(_rig_fixture, name="rig")
+except ImportError:  # pragma: no cover - pytest is a dependency of the kit
+    pass

@@ -1,0 +1,30 @@
+"""Public tests for lab 03: run them with
+
+    pytest labs/03-sagas/test_public.py -p splitbrain.grading.plugin
+
+They use the same world as the hidden tests: the participants (inventory, payment, shipping) with
+their own schemas in a database of your own, and your Orchestrator running in a sandboxed worker
+that the grader may kill at any step. Verdicts come from the participants' ledgers.
+"""
+from splitbrain.grading import expect_valid
+from splitbrain.labsupport.saga_rig import POOR, rig  # noqa: F401  (fixture)
+
+
+def test_an_order_that_can_complete_is_booked(rig):
+    """No faults: the item is reserved, the card charged and the parcel scheduled, once each."""
+    rig.book("s1", rig.order(), expect="done")
+    expect_valid(rig.judge(), rig.history)
+
+
+def test_a_declined_card_releases_the_item(rig):
+    """The payment is declined: the reservation before it must be released."""
+    rig.book("s1", rig.order(account=POOR), expect="compensated")
+    expect_valid(rig.judge(), rig.history)
+
+
+def test_a_crash_right_after_the_charge_is_recovered(rig):
+    """The orchestrator dies the moment the payment commits; a new process runs recover()."""
+    rig.crash("payment.charge", "after", "s1")
+    assert rig.book("s1", rig.order()) is None, "the orchestrator should have been killed"
+    rig.restart_and_recover()
+    expect_valid(rig.judge(), rig.history)
