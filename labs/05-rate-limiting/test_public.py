@@ -1,0 +1,57 @@
+"""Public tests for lab 05: a few of the checks the grader makes, with the same fixtures.
+
+Run them with `splitbrain check 05-rate-limiting` (which also runs the hidden tests), or directly:
+    pytest labs/05-rate-limiting/test_public.py -p splitbrain.grading.plugin
+Each test starts real gateway processes running your limiter.py against real Redis.
+"""
+import uuid
+
+import pytest
+
+from splitbrain.checkers.ratelimit_lab import check_policy, combine
+from splitbrain.grading import expect_valid
+from splitbrain.labsupport import ratelimit as rl
+from splitbrain.labsupport.ratelimit import LIMIT
+
+
+@pytest.fixture
+def client():
+    return f"client-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.mark.points(1)
+def test_one_gateway_admits_the_limit_then_rejects(spawn, ns, client, history):
+    g = rl.Gateway(spawn, "g1", ns.key("rl:"))
+    rl.calls(g, client, 2 * LIMIT)
+    rl.judge(rl.between(history, 0, history.now()), history,
+             hint="Admit the first `limit` requests of a quiet client, then reject.")
+
+
+@pytest.mark.points(1)
+@pytest.mark.faults("concurrency", "latency")
+def test_two_racing_gateways_share_one_limit(spawn, ns, proxy, client, history):
+    p = proxy("redis", ns)
+    gws = [rl.Gateway(spawn, f"g{i}", ns.key("rl:"), redis_url=p.url) for i in (1, 2)]
+    with p.latency(20):
+        t0 = history.now()
+        rl.race(gws, client, LIMIT)
+        t1 = history.now()
+    rl.judge(rl.between(history, t0, t1), history,
+             hint="Between one gateway's read and its write, the other reads the same count.")
+
+
+@pytest.mark.points(1)
+@pytest.mark.faults("partition")
+def test_unreachable_redis_gets_the_declared_decision_in_time(spawn, ns, proxy, component,
+                                                              client, history):
+    p = proxy("redis", ns)
+    g = rl.Gateway(spawn, "g1", ns.key("rl:"), redis_url=p.url)
+    rl.calls(g, client, 1)
+    with p.blackhole():
+        t0 = history.now()
+        rl.calls(g, client, 2)
+        ds = rl.between(history, t0, history.now())
+    expect_valid(combine([rl.verdict_of(ds, envelope=False, starvation=False),
+                          check_policy(ds, rl.declared_policy(component))], "failure policy"),
+                 history, hint="Bound every Redis call by timeout_s and return what FAILURE_POLICY "
+                               "declares.")
