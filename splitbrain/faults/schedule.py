@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-from splitbrain.faults.registry import FAULTS, Fault, FaultError, make_fault, target_name
+from splitbrain.faults.registry import FAULTS, Fault, FaultError, target_name
 from splitbrain.history import History
 
 __all__ = ["FaultEvent", "Schedule", "Nemesis"]

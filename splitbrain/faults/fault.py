@@ -1,0 +1,93 @@
+"""The Fault base class and the helpers every fault uses (see ``registry`` for the faults)."""
+from __future__ import annotations
+
+import inspect
+from typing import Any, ClassVar
+
+__all__ = ["Fault", "FaultError", "target_name"]
+
+
+class FaultError(ValueError):
+    """A fault cannot be built or applied to this target."""
+
+
+def target_name(target: Any) -> str:
+    """A short label for a fault target, as recorded in the history."""
+    for attr in ("name", "service"):
+        value = getattr(target, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    if isinstance(target, int):
+        return f"pid:{target}"
+    pid = getattr(target, "pid", None)
+    if isinstance(pid, int):
+        return f"{type(target).__name__}:{pid}"
+    return type(target).__name__
+
+
+def _call(target: Any, method: str, *args: Any, **kwargs: Any) -> Any:
+    """Call ``target.method``; pass ``record=False`` when the target records its own faults
+    (sandbox workers do), since the nemesis records them."""
+    fn = getattr(target, method)
+    try:
+        if "record" in inspect.signature(fn).parameters:
+            kwargs.setdefault("record", False)
+    except (TypeError, ValueError):
+        pass
+    return fn(*args, **kwargs)
+
+
+def _pid(target: Any) -> int | None:
+    if isinstance(target, int) and not isinstance(target, bool):
+        return target
+    pid = getattr(target, "pid", None)
+    return pid if isinstance(pid, int) and pid > 1 else None
+
+
+class Fault:
+    """A fault bound to one target. ``with fault:`` injects on entry and heals on exit."""
+
+    name: ClassVar[str] = "fault"
+    needs: ClassVar[str] = ""
+
+    def __init__(self, target: Any = None, **params: Any) -> None:
+        self.target = target
+        self.params = params
+        self.active = False
+        self.check()
+
+    def check(self) -> None:
+        """Raise FaultError if the target cannot take this fault (called at construction)."""
+
+    def inject(self) -> None:
+        self._inject()
+        self.active = True
+
+    def heal(self) -> None:
+        if self.active:
+            self.active = False
+            self._heal()
+
+    def _inject(self) -> None:
+        raise NotImplementedError
+
+    def _heal(self) -> None:
+        pass
+
+    def _fail(self) -> None:
+        raise FaultError(f"fault {self.name!r} needs a target with {self.needs}; "
+                         f"got {type(self.target).__name__} {self.target!r}")
+
+    def describe(self) -> dict[str, Any]:
+        return {"fault": self.name, "target": target_name(self.target),
+                **{k: v for k, v in self.params.items() if isinstance(v, (int, float, str, bool))}}
+
+    def __enter__(self) -> "Fault":
+        self.inject()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.heal()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({target_name(self.target)}, {self.params})"
