@@ -7,7 +7,7 @@ import psycopg
 import pytest
 import redis
 
-from splitbrain.services import open_namespace
+from splitbrain.services import open_namespace, procs
 
 
 def test_namespace_role_owns_its_database_and_nothing_else(services, ns):
@@ -79,11 +79,17 @@ def test_drop_removes_database_role_keys_user_and_prepared_transactions(services
     assert admin.exists(ns.key("a")) == 0
     assert ns.name.encode() not in admin.acl_users() and ns.name not in admin.acl_users()
     admin.close()
-    with psycopg.connect(services.postgres_url) as c:
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(ns.pg_url, connect_timeout=5)        # unreachable at once
+    with psycopg.connect(services.postgres_url, autocommit=True) as c:
         assert c.execute("select count(*) from pg_database where datname = %s",
                          (ns.name,)).fetchone() == (0,)
-        assert c.execute("select count(*) from pg_roles where rolname = %s",
-                         (ns.name,)).fetchone() == (0,)
+
+        def gone() -> bool:   # the DROPs themselves run in the background
+            return c.execute("select count(*) from pg_roles where rolname = %s union all "
+                             "select count(*) from pg_database where datname = %s",
+                             (ns.name, f"sbtrash_{ns.name}")).fetchall() == [(0,), (0,)]
+        assert procs.wait_until(gone, 30)
     ns.drop()  # idempotent
 
 
