@@ -38,6 +38,9 @@ FAULT_TEXT = {
     "replication-lag": "a replica that applies changes late",
     "concurrency": "several worker processes calling at the same moment",
     "window-boundary": "requests timed to straddle the boundary of a fixed time window",
+    "decline": "a participant refusing a step (card declined, out of stock, address not served)",
+    "lost-reply": "a participant does the work, and its answer never arrives",
+    "unavailable": "a participant answering 503 for a while, as when it restarts",
 }
 
 
