@@ -16,6 +16,8 @@ class TestResult:
         score and max_score). points: what the submission earned; max_points: what it was worth.
     """
 
+    __test__ = False  # not a pytest test class
+
     name: str
     points: float
     max_points: float

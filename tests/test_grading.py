@@ -1,0 +1,172 @@
+"""The grader end to end on the fixture lab (tests/fixtures/project, lab 00-counter): the runner,
+results, reports, submissions and verify, against the session's real Redis."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from splitbrain.grading import reports
+from splitbrain.grading.results import GradingResult, TestResult
+from splitbrain.grading.runner import grade_batch, grade_submission
+from splitbrain.grading.submissions import SubmissionError, component_file, expand
+from splitbrain.grading.verify import verify_lab
+from splitbrain.lab import discover_labs
+
+FIXTURE = Path(__file__).parent / "fixtures" / "project"
+HOSTILE = Path(__file__).parent / "hostile" / "00-counter"
+
+
+@pytest.fixture
+def grading_env(services, monkeypatch, tmp_path):
+    """The grading subprocesses use this session's services and a private state dir."""
+    monkeypatch.setenv("SPLITBRAIN_REDIS_URL", services.redis_url)
+    monkeypatch.setenv("SPLITBRAIN_ROOT", str(FIXTURE))
+    monkeypatch.setenv("SPLITBRAIN_HOME", str(tmp_path / "home"))
+    (lab,) = discover_labs(FIXTURE)
+    return lab
+
+
+def test_broken_fails_with_the_taught_anomaly_solution_passes(grading_env, tmp_path):
+    lab = grading_env
+    broken = grade_submission(lab, lab.component_path, seed=3, out_dir=tmp_path / "b")
+    d = broken.to_dict()
+    assert {"lab", "submission", "seed", "score", "max_score", "tests"} <= set(d)
+    assert (d["lab"], d["seed"], d["score"], d["max_score"]) == ("00-counter", 3, 10, 30)
+    t1, t2 = d["tests"]
+    assert set(t1) >= {"name", "points", "max_points", "status", "message", "faults", "history"}
+    assert t1["name"] == "test_01_one_worker_counts" and t1["status"] == "passed"
+    assert t2["status"] == "failed" and t2["anomalies"] == ["lost-update"]
+    assert "[lost-update]" in t2["message"] and "--seed 3" in t2["message"]
+    assert "hint: Two workers read" in t2["message"] and t2["faults"] == ["concurrency"]
+    assert Path(t2["history"]).is_file()
+    good = grade_submission(lab, lab.solution_path, seed=3, out_dir=tmp_path / "s")
+    assert good.full_marks and good.score == good.max_score == 30
+
+
+def test_results_render_to_every_format(tmp_path):
+    r = GradingResult("00-counter", "/x/alice.py", 1, (
+        TestResult("test_a", 10, 10, "passed"),
+        TestResult("test_b", 0, 20, "failed", "[lost-update] gone", ("pause",), hidden=True),
+        TestResult("test_c", 0, 5, "infra_error", "redis died")), duration_s=2.5)
+    assert (r.score, r.max_score, r.infra_errors) == (10, 30, 1)
+    gs = r.to_gradescope_dict()
+    assert gs["score"] == 10 and gs["tests"][1]["visibility"] == "after_published"
+    assert gs["tests"][1]["max_score"] == 20 and gs["tests"][1]["status"] == "failed"
+    assert GradingResult.from_dict(r.to_dict()).to_dict() == r.to_dict()
+    junit = ET.fromstring(reports.to_junit([r]))
+    suite = junit.find("testsuite")
+    assert suite.get("tests") == "3" and suite.get("failures") == "1" and suite.get("errors") == "1"
+    rows = reports.to_csv([r]).splitlines()
+    assert rows[0] == "submission,lab,seed,score,max_score,status,test_a,test_b,test_c"
+    assert rows[1].endswith("10,30,infra_error,10,0,infra_error")
+    written = reports.write_reports([r], tmp_path, ["json", "junit", "gradescope", "csv"])
+    assert {p.name for p in written} == {"results.json", "junit.xml", "results.json",
+                                         "gradebook.csv"}
+    with pytest.raises(ValueError, match="unknown report format"):
+        reports.write_reports([r], tmp_path, ["pdf"])
+    with pytest.raises(ValueError, match="status must be one of"):
+        TestResult("t", 0, 1, "exploded")
+
+
+def test_notebook_submissions(tmp_path):
+    (lab,) = discover_labs(FIXTURE)
+    tagged = component_file(HOSTILE / "good_tagged.ipynb", lab, tmp_path / "t")
+    untagged = component_file(HOSTILE / "good_untagged.ipynb", lab, tmp_path / "u")
+    for p in (tagged, untagged):
+        src = p.read_text()
+        assert p.name == "counter.py" and "class Counter" in src
+        assert "splitbrain check" not in src and "c.increment()" not in src
+    with pytest.raises(SubmissionError, match="not a notebook"):
+        component_file(HOSTILE / "not_json.ipynb", lab, tmp_path)
+    with pytest.raises(SubmissionError, match="does not define Counter"):
+        component_file(HOSTILE / "missing_function.py", lab, tmp_path)
+    with pytest.raises(SubmissionError, match="syntax error on line 1"):
+        component_file(HOSTILE / "syntax_error.py", lab, tmp_path)
+    with pytest.raises(SubmissionError, match="no such file"):
+        component_file(tmp_path / "nothing.py", lab, tmp_path)
+    assert len(expand([HOSTILE])) == len(list(HOSTILE.glob("*.py")) + list(HOSTILE.glob("*.ipynb")))
+
+
+def test_batch_is_resumable_and_reports_are_written(grading_env, tmp_path):
+    lab = grading_env
+    subs = tmp_path / "subs"
+    for who, src in (("alice", lab.solution_path), ("bob", lab.component_path)):
+        (subs / who).mkdir(parents=True)
+        shutil.copy(src, subs / who / "counter.py")
+    seen = []
+    results = grade_batch(lab, expand([subs]), tmp_path / "out", jobs=2,
+                          on_done=lambda r, reused: seen.append(reused))
+    assert [r.score for r in results] == [30, 10] and seen == [False, False]
+    assert (tmp_path / "out" / "alice-counter" / "result.json").is_file()
+    again = grade_batch(lab, expand([subs]), tmp_path / "out", jobs=2,
+                        on_done=lambda r, reused: seen.append(reused))
+    assert seen[2:] == [True, True] and [r.to_dict()["score"] for r in again] == [30, 10]
+    reports.write_reports(again, tmp_path / "out")
+    assert "alice" in (tmp_path / "out" / "gradebook.csv").read_text()
+    assert (tmp_path / "out" / "gradescope" / "bob-counter" / "results.json").is_file()
+
+
+def test_verify_proves_the_fixture_lab_and_refuses_a_broken_solution(grading_env, tmp_path):
+    proof = verify_lab(grading_env, out_dir=tmp_path / "v")
+    assert proof.proves, proof.problems
+    assert proof.to_dict()["broken"] == {"score": 10, "max_score": 30,
+                                         "anomalies": ["lost-update"]}
+    copy = tmp_path / "project"
+    shutil.copytree(FIXTURE, copy)
+    shutil.copy(copy / "labs/00-counter/counter.py", copy / "solutions/00-counter/counter.py")
+    (bad,) = discover_labs(copy)
+    proof = verify_lab(bad, out_dir=tmp_path / "v2")
+    assert not proof.proves
+    assert any("the solution loses points" in p for p in proof.problems)
+
+
+def _cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "splitbrain", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+
+
+def test_cli_labs_check_hint_verify(grading_env, tmp_path):
+    out = _cli("labs", "--json")
+    assert json.loads(out.stdout)["labs"][0]["lab"] == "00-counter"
+    out = _cli("check", "00-counter", "--json")
+    data = json.loads(out.stdout)
+    assert out.returncode == 1 and data["score"] == 10
+    assert data["hint"].startswith("Two workers") and data["progress"]["attempts"] == 1
+    out = _cli("hint", "00")
+    assert out.stdout.startswith("hint 2/2: Redis has a command")
+    sol = FIXTURE / "solutions" / "00-counter" / "counter.py"
+    out = _cli("check", "00", "--submission", str(sol.relative_to(FIXTURE)), cwd=FIXTURE)
+    assert out.returncode == 0 and "passes every test" in out.stdout
+    assert json.loads(_cli("labs", "--json").stdout)["labs"][0]["progress"]["done"] is True
+    out = _cli("verify", "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    (entry,) = json.loads(out.stdout)["labs"]
+    assert entry["lab"] == "00-counter" and entry["proves"] is True
+    assert entry["solution"] == {"score": 30, "max_score": 30}
+    out = _cli("grade", "00", str(HOSTILE / "empty.py"), "--out", str(tmp_path / "g"),
+               "--format", "csv")
+    assert out.returncode == 0 and (tmp_path / "g" / "gradebook.csv").is_file()
+    assert _cli("check", "nope").returncode == 2
+
+
+def test_reset_restores_the_handout_and_keeps_the_learners_work(tmp_path, monkeypatch):
+    copy = tmp_path / "project"
+    shutil.copytree(FIXTURE, copy)
+    git = ["git", "-C", str(copy), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "handout"], check=True)
+    monkeypatch.setenv("SPLITBRAIN_ROOT", str(copy))
+    monkeypatch.setenv("SPLITBRAIN_HOME", str(tmp_path / "home"))
+    mine = copy / "labs" / "00-counter" / "counter.py"
+    handout = mine.read_text()
+    mine.write_text("# my half-finished fix\n")
+    out = _cli("reset", "00-counter")
+    assert out.returncode == 0, out.stderr
+    assert mine.read_text() == handout
+    (backup,) = (tmp_path / "home" / "backups" / "00-counter").iterdir()
+    assert backup.read_text() == "# my half-finished fix\n"
