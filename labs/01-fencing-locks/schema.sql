@@ -3,8 +3,10 @@
 -- resource: one row per key. `token` is there for your fence: the fencing token of the write that
 --   produced the current value (0 when nobody has written with a token yet). You may keep your fence
 --   elsewhere if you prefer; the grader only reads what ends up in `value`.
--- resource_audit: every INSERT or UPDATE that changes `resource`, in commit order, recorded by a
---   trigger. It is how the grader sees what your storage accepted. Your code cannot write to it.
+-- resource_audit: every INSERT or UPDATE of `resource`, recorded by a trigger with the transaction
+--   that made it. For one key the rows are in commit order (the row lock serialises writers); the
+--   grader keeps the last row of each transaction. It is how the grader sees what your storage
+--   accepted. Your code cannot read or write it.
 CREATE TABLE IF NOT EXISTS resource (
     key   text PRIMARY KEY,
     value text NOT NULL,
@@ -16,7 +18,8 @@ CREATE TABLE IF NOT EXISTS resource_audit (
     key   text NOT NULL,
     value text NOT NULL,
     token bigint,
-    op    text NOT NULL
+    op    text NOT NULL,
+    tx    bigint NOT NULL DEFAULT txid_current()
 );
 
 CREATE OR REPLACE FUNCTION resource_audit_row() RETURNS trigger

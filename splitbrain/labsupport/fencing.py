@@ -42,10 +42,15 @@ def prepare(ns: Any, schema: str | Path | None = None) -> None:
 
 
 def applied(ns: Any, key: str = RESOURCE_KEY) -> list[str]:
-    """The values the storage accepted for ``key``, in the order it applied them."""
+    """The values the storage accepted for ``key``, in the order it applied them.
+
+    Only the last change of each transaction counts: a design that inserts a placeholder row and
+    updates it in the same transaction never exposed the placeholder to anyone.
+    """
     with psycopg.connect(ns.pg_admin_url, autocommit=True) as conn:
-        rows = conn.execute("SELECT value FROM resource_audit WHERE key = %s ORDER BY seq",
-                            (key,)).fetchall()
+        rows = conn.execute(
+            "SELECT value FROM (SELECT DISTINCT ON (tx) seq, value FROM resource_audit "
+            "WHERE key = %s ORDER BY tx, seq DESC) last_per_tx ORDER BY seq", (key,)).fetchall()
     return [r[0] for r in rows]
 
 
