@@ -10,6 +10,8 @@ from typing import Any
 
 @dataclass
 class TestContext:
+    __test__ = False  # not a pytest test class
+
     nodeid: str = ""
     seed: int = 0
     lab_slug: str = ""
