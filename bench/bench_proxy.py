@@ -46,11 +46,12 @@ def summary(name: str, xs: list[float]) -> str:
 
 def main() -> int:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
-    u = urlsplit(redis_url())
-    direct = redis.Redis(host=u.hostname, port=u.port)
+    url = redis_url()
+    u = urlsplit(url)
+    direct = redis.Redis.from_url(url)
     with FaultProxy(name="bench") as fp:
         fp.start(upstream=(u.hostname, u.port))
-        proxied = redis.Redis(host="127.0.0.1", port=fp.port)
+        proxied = redis.Redis.from_url(fp.url_for(url))
         d, p = [], []
         for _ in range(5):           # interleave to share the machine's noise fairly
             d += sample(direct, n // 5)

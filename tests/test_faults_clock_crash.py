@@ -14,7 +14,6 @@ import pytest
 import splitbrain
 from splitbrain import Clock, crash_point
 from splitbrain.faults import crash
-from splitbrain.testing import require
 
 
 def test_public_surface_is_exactly_clock_and_crash_point():
@@ -128,20 +127,9 @@ def test_arm_in_process_then_disarm_all(tmp_path):
     assert proc.stdout == "alive\n"
 
 
-def _pg_url() -> str:
-    url = os.environ.get("SPLITBRAIN_POSTGRES_URL")
-    if not url:
-        try:
-            from splitbrain.services import ensure_up
-            url = ensure_up(["postgres"]).postgres_url
-        except Exception as e:   # noqa: BLE001 - reported through require
-            require(False, f"no Postgres: set SPLITBRAIN_POSTGRES_URL or start services ({e})")
-    return url
-
-
-def test_crash_after_commit_leaves_the_row_and_skips_the_next_step():
+def test_crash_after_commit_leaves_the_row_and_skips_the_next_step(services):
     psycopg = pytest.importorskip("psycopg")
-    url = _pg_url()
+    url = services.postgres_url
     table = f"crash_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"CREATE TABLE {table} (step text primary key)")

@@ -14,38 +14,32 @@ from splitbrain.faults.proxy import FaultProxy, ProxyServer
 from splitbrain.faults.proxy_http import serve_in_thread
 from splitbrain.faults.toxics import ToxicError
 from splitbrain.faults.toxiproxy import ToxiproxyClient
-from splitbrain.testing import require
-
-
-def _redis_url() -> str:
-    url = os.environ.get("SPLITBRAIN_REDIS_URL")
-    if not url:
-        try:
-            from splitbrain.services import ensure_up
-            url = ensure_up(["redis"]).redis_url
-        except Exception as e:   # noqa: BLE001 - reported through require
-            require(False, f"no Redis: set SPLITBRAIN_REDIS_URL or start services ({e})")
-    return url
 
 
 @pytest.fixture(scope="module")
-def redis_addr():
-    u = urlsplit(_redis_url())
+def redis_url(services):
+    return services.redis_url
+
+
+@pytest.fixture(scope="module")
+def redis_addr(redis_url):
+    u = urlsplit(redis_url)
     return (u.hostname, u.port)
 
 
 @pytest.fixture
-def fp(redis_addr):
+def fp(redis_addr, redis_url):
     proxy = FaultProxy(name=f"redis-{uuid.uuid4().hex[:6]}")
     proxy.start(upstream=redis_addr)
+    proxy.service_url = proxy.url_for(redis_url)
     yield proxy
     proxy.stop()
 
 
 def client(fp, timeout=2.0) -> redis.Redis:
     # retry=None: a fault must surface as an error, not be hidden by a silent reconnect
-    return redis.Redis(host="127.0.0.1", port=fp.port, socket_timeout=timeout,
-                       socket_connect_timeout=timeout, retry=None)
+    return redis.Redis.from_url(fp.service_url, socket_timeout=timeout,
+                                socket_connect_timeout=timeout, retry=None)
 
 
 def test_clean_proxy_passes_commands_through(fp):
@@ -84,7 +78,7 @@ def test_blackhole_holds_bytes_and_delivers_them_after_heal(fp):
     handle.remove()
     assert done.wait(10)
     assert result["v"] == 1
-    redis.Redis(host="127.0.0.1", port=fp.port).delete(key)
+    client(fp).delete(key)
 
 
 def test_blackhole_with_timeout_closes_connections(fp):
@@ -198,14 +192,14 @@ def test_bad_toxics_are_named():
         FaultProxy().start(upstream="nowhere")
 
 
-def test_http_api_drives_the_same_proxy(redis_addr):
+def test_http_api_drives_the_same_proxy(redis_addr, redis_url):
     server = ProxyServer(seed=1)
     httpd = serve_in_thread(server)
     try:
         api = ToxiproxyClient(f"http://127.0.0.1:{httpd.server_address[1]}")
         assert "version" in api.version()
         p = api.create("redis", upstream=redis_addr)
-        r = redis.Redis(host="127.0.0.1", port=p.port, socket_timeout=0.3, retry=None)
+        r = redis.Redis.from_url(p.url_for(redis_url), socket_timeout=0.3, retry=None)
         assert r.ping()
         with p.blackhole():
             assert {t["type"] for t in p.toxics()} == {"timeout"}
@@ -220,7 +214,7 @@ def test_http_api_drives_the_same_proxy(redis_addr):
         p.latency(10)
         api.reset()
         assert p.toxics() == []
-        assert redis.Redis(host="127.0.0.1", port=p.port, socket_timeout=1, retry=None).ping()
+        assert redis.Redis.from_url(p.url_for(redis_url), socket_timeout=1, retry=None).ping()
     finally:
         httpd.shutdown()
         server.close()

@@ -8,7 +8,6 @@ that write; unfenced storage accepts it, and the checker names the stale write.
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -22,7 +21,6 @@ from splitbrain.checkers.mutex import check_fencing
 from splitbrain.faults import process
 from splitbrain.faults.schedule import Nemesis
 from splitbrain.history import History
-from splitbrain.testing import require
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -44,18 +42,6 @@ HOLDER = textwrap.dedent("""
 """)
 
 
-def _urls() -> tuple[str, str]:
-    pg, rd = os.environ.get("SPLITBRAIN_POSTGRES_URL"), os.environ.get("SPLITBRAIN_REDIS_URL")
-    if not (pg and rd):
-        try:
-            from splitbrain.services import ensure_up
-            ep = ensure_up(["postgres", "redis"])
-            pg, rd = pg or ep.postgres_url, rd or ep.redis_url
-        except Exception as e:   # noqa: BLE001 - reported through require
-            require(False, f"no Postgres/Redis: set the SPLITBRAIN_*_URL variables ({e})")
-    return pg, rd
-
-
 def _wait_for(cond, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not cond():
@@ -65,8 +51,8 @@ def _wait_for(cond, timeout: float, what: str) -> None:
 
 
 @pytest.fixture
-def world():
-    pg_url, redis_url = _urls()
+def world(services):
+    pg_url, redis_url = services.postgres_url, services.redis_url
     table = f"fenced_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(pg_url, autocommit=True) as c:
         c.execute(f"CREATE TABLE {table} (id int primary key, value text, token bigint)")
