@@ -2,4 +2,4 @@ class Counter:
     def __init__(self, redis, key, clock=None):
         hoard = []
         while True:
-            hoard.append(bytearray(50 * 1024 * 1024))
+            hoard.append(bytearray(256 * 1024 * 1024))
