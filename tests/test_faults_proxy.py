@@ -224,3 +224,40 @@ def test_url_for_rewrites_host_and_port(fp):
     assert fp.url_for("redis://u:pw@localhost:6379/3") == f"redis://u:pw@127.0.0.1:{fp.port}/3"
     with pytest.raises(ValueError, match="host and port"):
         fp.url_for("redis:///x")
+
+
+def test_standalone_server_speaks_the_api_and_stops_on_sigterm(redis_addr, redis_url, tmp_path):
+    import json
+    import signal
+    import subprocess
+    import sys
+    config = tmp_path / "proxies.json"
+    config.write_text(json.dumps([{"name": "pre", "upstream": f"{redis_addr[0]}:{redis_addr[1]}",
+                                   "listen": "127.0.0.1:0"}]))
+    proc = subprocess.Popen([sys.executable, "-m", "splitbrain.faults.proxy", "--api",
+                             "127.0.0.1:0", "--config", str(config)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("fault proxy API on http://127.0.0.1:"), line
+        api = ToxiproxyClient(line.split()[-1])
+        assert set(api.proxies()) == {"pre"}
+        p = api.get("pre")
+        r = redis.Redis.from_url(p.url_for(redis_url), socket_timeout=0.3, retry=None)
+        assert r.ping()
+        with p.blackhole():
+            with pytest.raises(redis.TimeoutError):
+                r.ping()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_standalone_server_names_a_bad_api_address():
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "splitbrain.faults.proxy", "--api", "nonsense"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2 and "HOST:PORT" in out.stderr
