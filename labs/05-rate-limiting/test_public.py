@@ -19,7 +19,6 @@ def client():
     return f"client-{uuid.uuid4().hex[:8]}"
 
 
-@pytest.mark.points(1)
 def test_one_gateway_admits_the_limit_then_rejects(spawn, ns, client, history):
     g = rl.Gateway(spawn, "g1", ns.key("rl:"))
     rl.calls(g, client, 2 * LIMIT)
@@ -27,7 +26,6 @@ def test_one_gateway_admits_the_limit_then_rejects(spawn, ns, client, history):
              hint="Admit the first `limit` requests of a quiet client, then reject.")
 
 
-@pytest.mark.points(1)
 @pytest.mark.faults("concurrency", "latency")
 def test_two_racing_gateways_share_one_limit(spawn, ns, proxy, client, history):
     p = proxy("redis", ns)
@@ -40,7 +38,6 @@ def test_two_racing_gateways_share_one_limit(spawn, ns, proxy, client, history):
              hint="Between one gateway's read and its write, the other reads the same count.")
 
 
-@pytest.mark.points(1)
 @pytest.mark.faults("partition")
 def test_unreachable_redis_gets_the_declared_decision_in_time(spawn, ns, proxy, component,
                                                               client, history):
