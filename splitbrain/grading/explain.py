@@ -42,13 +42,9 @@ def render_picture(history, verdict: Verdict, path: Path) -> Path | None:
     """The space-time diagram of the history with the anomaly's events highlighted, if the
     pictures module can draw one; never lets a drawing problem hide the verdict."""
     try:
-        from splitbrain import viz
-        draw = getattr(viz, "spacetime", None) or getattr(viz, "space_time", None)
-        if draw is None:
-            return None
-        highlight = sorted({i for a in verdict.anomalies for i in a.events})
-        out = draw(history, path=path, highlight=highlight, title=verdict.checker or None)
-        return Path(out) if out else (path if path.exists() else None)
+        from splitbrain.viz import spacetime
+        out = spacetime(history, verdict, path=path, title=verdict.checker or None)
+        return Path(out) if out else None
     except Exception:  # noqa: BLE001 - a picture is a bonus, the verdict is the point
         return None
 
