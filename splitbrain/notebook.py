@@ -1,0 +1,144 @@
+"""Helpers for the lab notebooks: services up, one experiment at a time, pictures with verdicts.
+
+A lab notebook runs the learner's component against real services, the same way the grader does,
+only interactively::
+
+    from splitbrain import notebook as nb
+
+    services = nb.up(["redis", "postgres"])          # start what is missing; says where they are
+    with nb.experiment("lock.py", services) as ex:   # a fresh namespace, history and workers
+        w = ex.spawn("a")                            # a sandboxed worker running lock.py
+        lock = w.new("RedisLock", nb.Ref("redis"), ex.ns.key("lock"), 500, clock=nb.Ref("clock"))
+        lock.acquire()                               # recorded in ex.history
+        w.pause(); w.resume()                        # faults are recorded too
+        px = ex.proxy("redis")                       # a fault proxy in front of the namespace's Redis
+    nb.show(ex.history, verdict)                     # the space-time picture and the verdict
+
+``up`` returns the ``Endpoints`` of ``splitbrain.services``; ``experiment`` returns an
+:class:`Experiment` whose ``spawn``, ``proxy``, ``ns`` and ``history`` behave like the grader's
+fixtures of the same names; leaving the ``with`` block stops the workers, heals and closes the
+proxies and drops the namespace. ``show`` draws ``splitbrain.viz.spacetime`` (or
+``picture="lease"`` for ``lease_timeline``) inline and prints the verdict in words.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Iterable
+
+from splitbrain.history import History
+from splitbrain.sandbox import Limits, Ref
+
+__all__ = ["up", "experiment", "Experiment", "show", "explain", "Ref"]
+
+
+def up(names: Iterable[str], backend: str | None = None):
+    """Start the services a lab needs (reusing running ones) and print one line about them."""
+    from splitbrain.services import ensure_up
+    names = list(names)
+    print(f"Starting {', '.join(names)} (reusing what already runs) ...", flush=True)
+    ep = ensure_up(names, backend=backend)
+    where = []
+    for n in names:
+        url = ep.url(n) or ""
+        where.append(f"{n} at {url.rsplit('@', 1)[-1]}")
+    started = f"; started {', '.join(ep.started)}" if getattr(ep, "started", ()) else ""
+    print(f"Ready on the {ep.backend} backend: {', '.join(where)}{started}.", flush=True)
+    return ep
+
+
+class Experiment:
+    """One run of a scenario: its own namespace, its own history, the workers and proxies it made.
+
+    ``ns``: the namespace (``ns.key("lock")``, ``ns.pg_url``, ``ns.pg_admin_url``, ...).
+    ``history``: every call made through a worker and every fault, for the checkers and pictures.
+    ``spawn(name, resources=None)``: a sandboxed worker running the component, given the
+        namespace's restricted URLs (``resources`` overrides some, e.g. a proxy's URL).
+    ``proxy(service)``: a fault proxy in front of the namespace's ``"redis"`` or ``"postgres"``.
+    """
+
+    def __init__(self, component: str | Path, services: Any, memory_mb: int = 512) -> None:
+        from splitbrain.services import open_namespace
+        self.component = Path(component).resolve()
+        if not self.component.is_file():
+            raise FileNotFoundError(
+                f"{component}: no such component file next to the notebook (cwd {Path.cwd()}); "
+                f"run the notebook from its lab folder")
+        self.services = services
+        self.ns = open_namespace(services)
+        self.history = History()
+        self.memory_mb = memory_mb
+        self._workers: list[Any] = []
+        self._proxies: list[Any] = []
+
+    def spawn(self, name: str, resources: dict | None = None, **kwargs: Any):
+        from splitbrain.grading.env import resources_of
+        from splitbrain.sandbox import spawn
+        base = resources_of(self.ns, self.services)
+        w = spawn(self.component, name, {**base, **(resources or {})},
+                  kwargs.pop("limits", None) or Limits(memory_mb=self.memory_mb),
+                  history=self.history, **kwargs)
+        self._workers.append(w)
+        return w
+
+    def proxy(self, service: str):
+        from splitbrain.grading.proxies import ServiceProxy
+        p = ServiceProxy(service, self.services, self.ns, self.history, len(self._proxies))
+        self._proxies.append(p)
+        return p
+
+    def close(self) -> None:
+        for w in self._workers:
+            try:
+                w.close()
+            except Exception:  # noqa: BLE001 - closing is best effort; the next run starts fresh
+                pass
+        for p in self._proxies:
+            try:
+                p.heal()
+            except Exception:  # noqa: BLE001
+                pass
+            p.close()
+        try:
+            self.ns.drop()
+        except Exception:  # noqa: BLE001
+            pass
+
+    def __enter__(self) -> "Experiment":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def experiment(component: str | Path, services: Any, memory_mb: int = 512) -> Experiment:
+    """A fresh :class:`Experiment` for ``component`` (a path relative to the notebook)."""
+    return Experiment(component, services, memory_mb)
+
+
+def explain(verdict: Any) -> str:
+    """The verdict in words: what the checker found, or that it found nothing."""
+    if verdict is None:
+        return ""
+    if verdict.valid is True:
+        return (f"{verdict.checker or 'checker'}: no anomaly in this run. The guarantee held "
+                f"(if you have fixed the component, that is what you want to see).")
+    return verdict.explain()
+
+
+def show(history: History, verdict: Any = None, picture: str = "spacetime",
+         title: str | None = None, **kwargs: Any):
+    """Draw ``history`` inline (``picture``: "spacetime" or "lease") and print the verdict.
+
+    Returns the matplotlib Figure, so a notebook cell that ends with ``show(...)`` displays it.
+    Extra keyword arguments go to the picture (``ttl_s=`` for the lease timeline).
+    """
+    from splitbrain import viz
+    draw = {"spacetime": viz.spacetime, "lease": viz.lease_timeline}.get(picture)
+    if draw is None:
+        raise ValueError(f"picture must be 'spacetime' or 'lease', not {picture!r}")
+    fig = draw(history, verdict=verdict, title=title, **kwargs)
+    text = explain(verdict)
+    if text:
+        print(text, file=sys.stdout, flush=True)
+    return fig
