@@ -41,6 +41,7 @@ FAULT_TEXT = {
     "decline": "a participant refusing a step (card declined, out of stock, address not served)",
     "lost-reply": "a participant does the work, and its answer never arrives",
     "unavailable": "a participant answering 503 for a while, as when it restarts",
+    "connection-reset": "connections reset (TCP RST) by the fault proxy in the middle of a request",
 }
 
 

@@ -35,7 +35,7 @@ def test_01_quiet_day_every_change_is_published_once_in_order(world, history):
 
 
 @pytest.mark.points(25)
-@pytest.mark.faults("crash-after-commit")
+@pytest.mark.faults("crash")
 def test_02_crash_right_after_commit_loses_no_event(world, history):
     """The service process dies right after Postgres confirms a COMMIT (an OOM kill, a deploy);
     the change it committed must still be published. Then the relay dies after the broker

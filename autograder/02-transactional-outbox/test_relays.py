@@ -13,7 +13,7 @@ SELECT count(*) FROM pg_stat_activity
 
 
 @pytest.mark.points(15)
-@pytest.mark.faults("concurrent-relays", "latency")
+@pytest.mark.faults("concurrency", "latency")
 def test_04_two_relays_keep_each_orders_events_in_order(world, history, proxy):
     """Twenty orders are placed, then ten cancelled. Relay A claims a batch but its database
     replies are slow; relay B runs meanwhile. No order's OrderCancelled may overtake its
