@@ -1,0 +1,68 @@
+"""The plugin's verdicts on a throwaway lab without services: per-test wall-clock limit, infra
+errors (retried, never charged), default points, and a missing lab."""
+import textwrap
+from pathlib import Path
+
+from splitbrain.grading.runner import grade_submission
+from splitbrain.lab import load_lab
+
+TESTS = textwrap.dedent('''
+    import time
+    import pytest
+    from splitbrain.grading.env import InfraError
+
+    @pytest.mark.points(2)
+    def test_a_runs_too_long(component):
+        time.sleep(30)
+
+    @pytest.mark.points(5)
+    def test_b_service_died():
+        raise InfraError("redis at 127.0.0.1:1 died")
+
+    @pytest.mark.points(3)
+    @pytest.mark.faults("pause")
+    def test_c_plain_failure(lab):
+        assert lab.slug == "somewhere else", "the slug is wrong"
+
+    def test_d_passes(component, lab, seed):
+        assert component.name == "probe.py" and seed == 9
+''')
+
+
+def make_lab(tmp_path: Path) -> Path:
+    lab = tmp_path / "labs" / "09-probe"
+    lab.mkdir(parents=True)
+    (lab / "lab.toml").write_text('format_version = 1\ntitle = "Probe"\nchapter = "c.md"\n'
+                                  'component = "probe.py"\nrequires = ["f"]\n'
+                                  'test_timeout_s = 1.5\n')
+    (lab / "probe.py").write_text("def f():\n    return 1\n")
+    hidden = tmp_path / "autograder" / "09-probe"
+    hidden.mkdir(parents=True)
+    (hidden / "test_probe.py").write_text(TESTS)
+    return lab
+
+
+def test_statuses_points_and_infra_errors(tmp_path, monkeypatch):
+    lab = load_lab(make_lab(tmp_path), tmp_path)
+    monkeypatch.setenv("SPLITBRAIN_ROOT", str(tmp_path))
+    r = grade_submission(lab, lab.component_path, seed=9, out_dir=tmp_path / "out")
+    assert r.error is None
+    by = {t.name: t for t in r.tests}
+    assert by["test_a_runs_too_long"].status == "timeout"
+    assert "1.5 s limit" in by["test_a_runs_too_long"].message
+    assert by["test_b_service_died"].status == "infra_error"
+    assert "redis at 127.0.0.1:1 died" in by["test_b_service_died"].message
+    c = by["test_c_plain_failure"]
+    assert c.status == "failed" and "the slug is wrong" in c.message and c.faults == ("pause",)
+    d = by["test_d_passes"]
+    assert d.status == "passed" and d.points == d.max_points == 1
+    assert (r.score, r.max_score, r.infra_errors) == (1, 6, 1)  # infra_error is not charged
+
+
+def test_a_lab_without_tests_is_a_clear_error(tmp_path, monkeypatch):
+    lab_dir = make_lab(tmp_path)
+    (tmp_path / "autograder" / "09-probe" / "test_probe.py").unlink()
+    lab = load_lab(lab_dir, tmp_path)
+    monkeypatch.setenv("SPLITBRAIN_ROOT", str(tmp_path))
+    r = grade_submission(lab, lab.component_path, out_dir=tmp_path / "out")
+    assert r.error and "has no tests" in r.error and r.tests == ()
