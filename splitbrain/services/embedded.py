@@ -21,13 +21,14 @@ def start(name: str) -> dict:
     if name == "postgres":
         s = _postgres()
     elif name == "redis":
-        s = RedisServer(run_dir() / "redis", procs.free_port(), logs_dir() / "redis.log",
-                        password=secrets.token_urlsafe(18), detached=True, auto_port=True)
+        s = RedisServer(run_dir() / "redis", _port("redis"), logs_dir() / "redis.log",
+                        password=_secret("redis"), detached=True, auto_port=True)
     elif name == "kafka":
-        s = KafkaServer(procs.free_port(), logs_dir() / "kafka.log", detached=True, auto_port=True)
+        s = KafkaServer(_port("kafka"), logs_dir() / "kafka.log", detached=True, auto_port=True)
     else:
         raise KeyError(name)
     s.start()
+    remember_port(name, s.port)
     return {"backend": "embedded", "url": s.url, **s.record()}
 
 
@@ -41,8 +42,49 @@ def _postgres() -> PostgresServer:
         fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(password + "\n")
-    return PostgresServer(data, procs.free_port(), password, logs_dir() / "postgres.log",
+    return PostgresServer(data, _port("postgres"), password, logs_dir() / "postgres.log",
                           detached=True, auto_port=True)
+
+
+def _secret(name: str) -> str:
+    """A password kept in the run dir (owner-only), so URLs stay valid across `down`/`up`."""
+    f = run_dir() / f"{name}.pw"
+    if f.is_file():
+        return f.read_text().strip()
+    pw = secrets.token_urlsafe(18)
+    fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(pw + "\n")
+    return pw
+
+
+def _port(name: str) -> int:
+    """The port this service had last time, if it is free (URLs in open notebooks stay
+    valid across `down`/`up`); else a new free one."""
+    import json
+    f = run_dir() / "ports.json"
+    try:
+        last = json.loads(f.read_text()).get(name)
+    except (OSError, ValueError):
+        last = None
+    if last:
+        try:
+            procs.check_port_free(name, int(last))
+            return int(last)
+        except Exception:
+            pass
+    return procs.free_port()
+
+
+def remember_port(name: str, port: int) -> None:
+    import json
+    f = run_dir() / "ports.json"
+    try:
+        data = json.loads(f.read_text())
+    except (OSError, ValueError):
+        data = {}
+    data[name] = port
+    f.write_text(json.dumps(data))
 
 
 def server(name: str, rec: dict):

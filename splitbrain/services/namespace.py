@@ -18,6 +18,7 @@ _admin_pg: dict[str, object] = {}
 _admin_redis: dict[str, object] = {}
 _templates_ready: set[str] = set()
 _maintaining: set[str] = set()
+_pending: set[str] = set()
 POOL_SIZE = 4
 
 
@@ -104,27 +105,56 @@ class Namespace:
             return
         self.dropped = True
         if self._server_pg_url:
-            with _lock:
-                conn = _pg_admin(self._server_pg_url)
-                _rollback_prepared(conn, self._server_pg_url, self.name)
-                _discard(conn, self.name)
-            _maintain_soon(self._server_pg_url)
+            _drop_pg(self._server_pg_url, self.name)
         if self.redis_admin_url:
+            import redis
             with _lock:
                 r = _redis_admin(self.redis_admin_url)
-            keys = list(r.scan_iter(match=f"{self.prefix}*", count=1000))
-            for i in range(0, len(keys), 500):
-                r.unlink(*keys[i:i + 500])
-            if self.redis_acl:
-                r.execute_command("ACL", "DELUSER", self.name)
+            try:
+                keys = list(r.scan_iter(match=f"{self.prefix}*", count=1000))
+                for i in range(0, len(keys), 500):
+                    r.unlink(*keys[i:i + 500])
+                if self.redis_acl:
+                    r.execute_command("ACL", "DELUSER", self.name)
+            except (redis.ConnectionError, redis.AuthenticationError):
+                pass  # the server was restarted: no persistence, keys and users went with it
         if self.kafka_bootstrap and (self.topics or self.groups):
-            _drop_kafka(self.kafka_bootstrap, self.name, self.groups)
+            threading.Thread(target=_drop_kafka, daemon=True, name="splitbrain-kafka-drop",
+                             args=(self.kafka_bootstrap, self.name, set(self.groups))).start()
 
     def __enter__(self) -> "Namespace":
         return self
 
     def __exit__(self, *exc) -> None:
         self.drop()
+
+
+def _drop_pg(admin_url: str, name: str) -> None:
+    import psycopg
+    for attempt in (1, 2):
+        try:
+            with _lock:
+                conn = _pg_admin(admin_url)
+                _rollback_prepared(conn, admin_url, name)
+                _discard(conn, name)
+            break
+        except psycopg.OperationalError:
+            with _lock:
+                _admin_pg.pop(admin_url, None)
+            if attempt == 2 and not _answers(admin_url):
+                return  # the server is gone, and the namespace with it
+            if attempt == 2:
+                raise
+    _maintain_soon(admin_url)
+
+
+def _answers(admin_url: str) -> bool:
+    import psycopg
+    try:
+        psycopg.connect(admin_url, connect_timeout=3).close()
+        return True
+    except psycopg.OperationalError:
+        return False
 
 
 def _rollback_prepared(conn, admin_url: str, db: str) -> None:
@@ -175,6 +205,16 @@ def open_namespace(ep, name: str | None = None) -> Namespace:
 
 
 def _open_pg(ns: Namespace, admin_url: str) -> None:
+    import psycopg
+    try:
+        _open_pg_once(ns, admin_url)
+    except psycopg.OperationalError:
+        with _lock:                     # the server restarted since: a new admin connection
+            _admin_pg.pop(admin_url, None)
+        _open_pg_once(ns, admin_url)
+
+
+def _open_pg_once(ns: Namespace, admin_url: str) -> None:
     password = secrets.token_urlsafe(12)
     with _lock:
         conn = _pg_admin(admin_url)
@@ -225,33 +265,46 @@ def _discard(conn, name: str) -> None:
         conn.execute(f'DROP ROLE IF EXISTS "{name}"')
 
 
+def _maintain_once(c) -> None:
+    import psycopg
+    for (db,) in c.execute("select datname from pg_database "
+                           "where datname like 'sbtrash\\_%%'").fetchall():
+        try:
+            c.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            c.execute(f'DROP ROLE IF EXISTS "{db[len("sbtrash_"):]}"')
+        except psycopg.Error:
+            pass  # another process is dropping it
+    while c.execute("select count(*) from pg_database where datname like 'sbpool\\_%%'"
+                    ).fetchone()[0] < POOL_SIZE:
+        db = f"sbpool_{secrets.token_hex(5)}"
+        c.execute(f'CREATE DATABASE "{db}" TEMPLATE "{TEMPLATE_DB}" STRATEGY FILE_COPY')
+        c.execute(f'REVOKE CONNECT ON DATABASE "{db}" FROM PUBLIC')
+
+
 def _maintain(admin_url: str) -> None:
-    """Drop discarded databases, then top the pool of ready databases up."""
+    """Drop discarded databases, then top the pool of ready databases up; again while more
+    work was asked for meanwhile."""
     import psycopg
     try:
         with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as c:
-            for (db,) in c.execute("select datname from pg_database "
-                                   "where datname like 'sbtrash\\_%%'").fetchall():
-                try:
-                    c.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-                    c.execute(f'DROP ROLE IF EXISTS "{db[len("sbtrash_"):]}"')
-                except psycopg.Error:
-                    pass  # another process is dropping it
-            while c.execute("select count(*) from pg_database where datname like 'sbpool\\_%%'"
-                            ).fetchone()[0] < POOL_SIZE:
-                db = f"sbpool_{secrets.token_hex(5)}"
-                c.execute(f'CREATE DATABASE "{db}" TEMPLATE "{TEMPLATE_DB}" STRATEGY FILE_COPY')
-                c.execute(f'REVOKE CONNECT ON DATABASE "{db}" FROM PUBLIC')
+            while True:
+                with _lock:
+                    if admin_url not in _pending:
+                        _maintaining.discard(admin_url)
+                        return
+                    _pending.discard(admin_url)
+                _maintain_once(c)
     except Exception:
         pass  # an optimisation only: open_namespace can create databases itself
-    finally:
-        with _lock:
-            _maintaining.discard(admin_url)
+    with _lock:
+        _maintaining.discard(admin_url)
+        _pending.discard(admin_url)
 
 
 def _maintain_soon(admin_url: str) -> None:
     """Run ``_maintain`` in the background, while the test runs (one thread per server)."""
     with _lock:
+        _pending.add(admin_url)
         if admin_url in _maintaining:
             return
         _maintaining.add(admin_url)

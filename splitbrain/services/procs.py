@@ -35,8 +35,11 @@ def port_open(port: int, host: str = LOCALHOST, timeout: float = 0.2) -> bool:
 
 def check_port_free(service: str, port: int) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # servers set SO_REUSEADDR too: a port left in TIME_WAIT is free for them
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((LOCALHOST, port))
+            s.listen()
         except OSError:
             raise PortInUse(service, port) from None
 
