@@ -127,3 +127,21 @@ def test_kafka_broker_round_trip_and_advertised_port():
         from confluent_kafka.admin import AdminClient
         md = AdminClient({"bootstrap.servers": k.bootstrap}).list_topics(timeout=10)
         assert [b.port for b in md.brokers.values()] == [1]
+
+
+def test_servers_of_a_killed_owner_are_swept_by_the_next_spawn():
+    import subprocess
+    import sys
+    owner = subprocess.Popen(
+        [sys.executable, "-c", "from splitbrain.services import spawn_redis; r = spawn_redis(); "
+         "print(r.pid, r._dir, flush=True); import sys; sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    pid, data = owner.stdout.readline().split()
+    owner.kill()                        # no atexit, no close(): the server is orphaned
+    owner.wait()
+    assert procs.alive(int(pid))
+    with spawn_redis():
+        pass                            # any spawn sweeps what dead owners left
+    assert not procs.alive(int(pid))
+    from pathlib import Path
+    assert not Path(data).exists()

@@ -8,9 +8,10 @@ gradings never share them. Each is a child of the calling process, in its own pr
 from __future__ import annotations
 
 import atexit
+import json
+import os
 import secrets
 import shutil
-import weakref
 from pathlib import Path
 
 from . import procs
@@ -20,14 +21,57 @@ from .postgres import PostgresServer, copy_template
 from .redis_server import RedisServer
 from .runtime import logs_dir, private_dir
 
-_live: "weakref.WeakSet" = weakref.WeakSet()
+# strong references: a handle dropped without close() is still stopped when the process exits
+_live: set = set()
+
+
+def _owners_dir() -> Path:
+    d = private_dir() / "owners"
+    d.mkdir(exist_ok=True)
+    return d
+
+
+def sweep_orphans() -> int:
+    """Stop private servers whose owning process died without closing them (SIGKILL, a
+    timeout) and delete their data. A server is signalled only if it is still the very
+    process recorded (pid and start time). Returns how many were cleaned up."""
+    n = 0
+    for f in _owners_dir().glob("*.json"):
+        try:
+            rec = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue
+        if procs.is_same_process(*rec["owner"]):
+            continue
+        pid, started = rec.get("server") or (None, None)
+        if pid and procs.is_same_process(pid, started):
+            procs.kill_tree(pid, 10.0)
+        if rec.get("dir"):
+            shutil.rmtree(rec["dir"], ignore_errors=True)
+        f.unlink(missing_ok=True)
+        n += 1
+    return n
 
 
 class _Private:
-    """Mixed into a server class: close() stops and deletes; context manager; atexit cleanup."""
+    """Mixed into a server class: close() stops and deletes; context manager; cleanup at exit,
+    and by the next spawn if this process dies without cleaning up."""
 
     _dir: Path | None = None
     _closed = False
+    _tag: str | None = None
+
+    def start(self, timeout: float = 60.0):
+        out = super().start(timeout)
+        self._register()
+        return out
+
+    def _register(self) -> None:
+        if self._tag is None:
+            self._tag = secrets.token_hex(6)
+        rec = {"owner": [os.getpid(), procs.start_time(os.getpid())],
+               "server": [self.pid, self.started], "dir": str(self._dir) if self._dir else None}
+        (_owners_dir() / f"{self._tag}.json").write_text(json.dumps(rec))
 
     def close(self) -> None:
         if self._closed:
@@ -40,6 +84,8 @@ class _Private:
         finally:
             if self._dir is not None:
                 shutil.rmtree(self._dir, ignore_errors=True)
+            if self._tag is not None:
+                (_owners_dir() / f"{self._tag}.json").unlink(missing_ok=True)
             _live.discard(self)
 
     def __enter__(self):
@@ -109,6 +155,7 @@ class PrivateKafka(_Private, KafkaServer):
 def spawn_postgres(settings: dict[str, str] | None = None, port: int | None = None) -> PrivatePostgres:
     """A new Postgres on its own data dir (a copy of the cached template), started and ready.
     ``settings`` override the kit's defaults (e.g. {"synchronous_commit": "on"})."""
+    sweep_orphans()
     d = _new_dir("pg")
     password = copy_template(d)
     port, auto = _port("Postgres", port)
@@ -126,6 +173,7 @@ def spawn_postgres(settings: dict[str, str] | None = None, port: int | None = No
 
 def spawn_redis(port: int | None = None, password: str | None = None) -> PrivateRedis:
     """A new Redis (no persistence; a restart starts empty), started and answering PING."""
+    sweep_orphans()
     d = _new_dir("redis")
     port, auto = _port("Redis", port)
     r = PrivateRedis(d, port, logs_dir() / "private" / f"{d.name}.log", password=password,
@@ -145,6 +193,7 @@ def spawn_kafka(advertise_port: int | None = None, port: int | None = None) -> P
 
     Behind a fault proxy, pass the proxy's port as ``advertise_port``: clients connect to the
     advertised address after bootstrap and would otherwise go around the proxy."""
+    sweep_orphans()
     name = f"kafka-{secrets.token_hex(4)}"
     port, auto = _port("Kafka", port)
     k = PrivateKafka(port, logs_dir() / "private" / f"{name}.log", advertise_port=advertise_port,
