@@ -129,3 +129,26 @@ def test_topic_and_group_names_are_unique_per_namespace(services, ns):
         assert ns.topic("orders").endswith("orders") and ns.key("x") == ns.prefix + "x"
     finally:
         other.drop()
+
+
+def test_parallel_processes_claim_distinct_namespaces(services, tmp_path):
+    import json
+    import subprocess
+    import sys
+    code = ("import json, sys, psycopg\n"
+            "from splitbrain.services import Endpoints, open_namespace\n"
+            "ep = Endpoints(postgres_url=sys.argv[1], redis_url=sys.argv[2])\n"
+            "names = []\n"
+            "for i in range(6):\n"
+            "    ns = open_namespace(ep)\n"
+            "    with psycopg.connect(ns.pg_url, autocommit=True) as c:\n"
+            "        c.execute('create table mine(x int)')\n"
+            "    names.append(ns.name); ns.drop()\n"
+            "print(json.dumps(names))\n")
+    ps = [subprocess.Popen([sys.executable, "-c", code, services.postgres_url, services.redis_url],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+          for _ in range(4)]
+    results = [p.communicate(timeout=120) for p in ps]
+    assert all(p.returncode == 0 for p in ps), [err for _, err in results]
+    names = [n for out, _ in results for n in json.loads(out)]
+    assert len(names) == len(set(names)) == 24
