@@ -164,3 +164,18 @@ def test_delivery_without_faults_is_the_identity_and_heal_flushes():
     assert got[-1] == "c"
     with pytest.raises(ValueError, match="probability"):
         Delivery(duplicate=2)
+
+
+def test_nemesis_schedule_uses_its_seed_and_known_targets():
+    n = Nemesis(History(), seed=11, targets={"a": FakeWorker("a"), "b": FakeWorker("b")})
+    s = n.schedule(["pause"], 10.0)
+    assert s == Schedule.from_seed(11, ["pause"], 10.0, ["a", "b"])
+    assert {e.target for e in s} <= {"a", "b"}
+
+
+def test_every_lazy_name_of_the_faults_package_resolves():
+    import splitbrain.faults as faults
+    for name in faults.__all__:
+        assert getattr(faults, name) is not None, name
+    with pytest.raises(AttributeError):
+        faults.no_such_thing  # noqa: B018

@@ -211,6 +211,14 @@ class Nemesis:
 
     close = heal_all
 
+    def schedule(self, faults: Sequence[str] | Mapping[str, Mapping[str, Any]], duration_s: float,
+                 targets: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
+                 **kwargs: Any) -> Schedule:
+        """``Schedule.from_seed`` with this nemesis's seed; targets default to every name it knows."""
+        if targets is None:
+            targets = sorted(self.targets)
+        return Schedule.from_seed(self.seed, faults, duration_s, targets, **kwargs)
+
     def fault(self, name: str, target: Any = None, **params: Any) -> "_Window":
         """``with nemesis.fault("pause", "a"):`` — injected inside the block, healed after."""
         return _Window(self, name, target, params)
