@@ -135,3 +135,15 @@ def test_bad_expected_outcome_is_a_clear_error():
         check_saga_ledger([], {"s1": ORDER}, {"s1": "finished"})
     with pytest.raises(ValueError, match="not in orders"):
         check_saga_ledger([], {"s1": ORDER}, {"s2": "done"})
+
+
+def test_effects_feed_the_generic_saga_checker_and_agree_on_the_state():
+    from splitbrain.checkers.saga import check_sagas
+    from splitbrain.checkers.saga_lab import STEPS, effects
+    assert check_sagas(effects(DONE), STEPS).valid is True
+    assert check_sagas(effects(COMPENSATED), STEPS).valid is True
+    rows = [row("reserve", "r"), row("charge", "c"), row("release", "r-undo")]
+    assert "dangling-saga" in check_sagas(effects(rows), STEPS).kinds()
+    rows = [row("reserve", "r"), row("charge", "c"), row("refund", "u1"), row("refund", "u2"),
+            row("release", "x")]
+    assert "double-refund" in check_sagas(effects(rows), STEPS).kinds()

@@ -27,7 +27,10 @@ from typing import Any, Iterable, Mapping
 from splitbrain.checkers.base import Anomaly, Verdict, verdict
 from splitbrain.history import History
 
-__all__ = ["check_saga_ledger", "SagaSummary", "summarize"]
+__all__ = ["check_saga_ledger", "SagaSummary", "summarize", "effects", "STEPS"]
+
+#: the lab's forward steps, in order
+STEPS = ("reserve", "charge", "schedule")
 
 OUTCOMES = ("done", "compensated", "either")
 _FORWARD = {"reserve": "release", "charge": "refund", "schedule": "cancel"}
@@ -182,3 +185,18 @@ def check_saga_ledger(rows: Iterable[Mapping[str, Any]], orders: Mapping[str, Ma
                    money_taken=money_taken, money_due=money_due, stock_taken=stock_taken,
                    stock_due=stock_due, states=states)
 
+
+
+def effects(rows: Iterable[Mapping[str, Any]]) -> list[dict]:
+    """The ledger rows as the generic saga checker's effects (``splitbrain.checkers.saga``):
+    ``{"saga", "step", "action": "do" | "undo", "key"}`` for every successful call, so that
+    ``check_sagas(effects(rows), STEPS)`` and ``viz.saga_graph(STEPS, effects(rows))`` work on them."""
+    out = []
+    for r in rows:
+        r = r.to_dict() if hasattr(r, "to_dict") else r
+        if r["status"] != "ok":
+            continue
+        fwd = r["op"] in _FORWARD
+        out.append({"saga": r["saga_id"], "step": r["op"] if fwd else _BACKWARD[r["op"]],
+                    "action": "do" if fwd else "undo", "key": r["key"]})
+    return out

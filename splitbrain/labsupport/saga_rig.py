@@ -183,6 +183,41 @@ class SagaRig:
                                  self.history)
 
 
+    # -- showing (notebook) ------------------------------------------------------------------------
+    def ledger_table(self, saga_id: str | None = None) -> str:
+        """The participants' ledgers as text, one line per call they answered."""
+        lines = [f"{'saga':<16} {'service':<10} {'op':<9} {'status':<9} {'args':<34} key"]
+        for r in self.parts.ledger():
+            if saga_id is None or r.saga_id == saga_id:
+                args = ", ".join(f"{k}={v}" for k, v in sorted(r.args.items()))
+                lines.append(f"{r.saga_id:<16} {r.service:<10} {r.op:<9} {r.status:<9} "
+                             f"{args:<34} {r.key}")
+        return "\n".join(lines)
+
+    def picture(self, saga_id: str | None = None, crash: tuple[str, str] | None = None):
+        """The saga graph (``splitbrain.viz.saga_graph``) from the ledgers; ``crash=(op, when)``
+        marks where the orchestrator was killed."""
+        from splitbrain.checkers.saga_lab import STEPS, effects
+        from splitbrain.labsupport.saga import COMPENSATION_OF
+        from splitbrain.viz import saga_graph
+        fig = saga_graph(STEPS, effects(self.parts.ledger()), saga=saga_id,
+                         compensations=COMPENSATION_OF)
+        if crash is not None:
+            op, when = crash
+            name = op.split(".")[-1]
+            back = {v: k for k, v in COMPENSATION_OF.items()}
+            if name in STEPS:
+                x, y = STEPS.index(name) + 1, 1
+            else:
+                x, y = STEPS.index(back[name]) + 1, 0
+            ax = fig.axes[0]
+            dx = 0.32 if when == "after" else -0.32
+            ax.annotate(f"crash {when} {name}", xy=(x + dx, y + 0.18), ha="center",
+                        fontsize=9, color="#c0392b", fontweight="bold")
+            ax.plot([x + dx], [y], marker="X", markersize=16, color="#c0392b", zorder=5)
+        return fig
+
+
 def _rig_fixture(ns: Any, spawn: Callable[..., Any], history: History):
     r = SagaRig.open(ns, spawn, history)
     yield r

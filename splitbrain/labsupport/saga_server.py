@@ -64,10 +64,11 @@ class LedgerRow:
     args: dict
     status: str
     seq: int = 0
+    at: float = 0.0     # commit time, seconds since the epoch (Postgres clock)
 
     def to_dict(self) -> dict:
         return {"service": self.service, "op": self.op, "key": self.key, "saga_id": self.saga_id,
-                "args": self.args, "status": self.status, "seq": self.seq}
+                "args": self.args, "status": self.status, "seq": self.seq, "at": self.at}
 
 
 @dataclass
@@ -196,15 +197,17 @@ class Participants:
 
     # -- truth -----------------------------------------------------------------------------------
     def ledger(self) -> list[LedgerRow]:
-        """Every answered call, from the grader's own query of the three ledgers."""
+        """Every answered call, from the grader's own query of the three ledgers, in the order
+        they were recorded."""
         rows: list[LedgerRow] = []
         with self._conn() as conn:
             for svc in OPERATIONS:
-                for seq, key, saga, op, args, status in conn.execute(
-                        f"SELECT seq, key, saga_id, op, args, status FROM {svc}.ledger "
+                for seq, key, saga, op, args, status, at in conn.execute(
+                        f"SELECT seq, key, saga_id, op, args, status, "
+                        f"extract(epoch FROM at)::float8 FROM {svc}.ledger "
                         f"WHERE status <> 'pending' ORDER BY seq"):
-                    rows.append(LedgerRow(svc, op, key, saga, args, status, seq))
-        return rows
+                    rows.append(LedgerRow(svc, op, key, saga, args, status, seq, at))
+        return sorted(rows, key=lambda r: r.at)
 
     def balances(self) -> dict[str, dict[str, int]]:
         """{"stock": {sku: qty}, "accounts": {account: balance}} as the participants hold them."""
@@ -337,6 +340,14 @@ class _Handler(BaseHTTPRequestHandler):
         if fault:
             parts.fired.append({"op": name, "saga_id": saga, "kind": fault.kind})
             h.fault(fault.kind, target=name, saga_id=saga)
+        try:
+            self._serve(service, op, req, inv, fault)
+        finally:
+            if fault:
+                h.fault(fault.kind, target=name, phase="end", saga_id=saga)
+
+    def _serve(self, service: str, op: str, req: dict, inv: Any, fault: "_Fault | None") -> None:
+        parts, h = self.parts, self.parts.history
         try:
             if fault and fault.kind == "unavailable":
                 h.complete(inv, "fail", {"error": "unavailable"})
