@@ -66,3 +66,53 @@ def test_a_lab_without_tests_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("SPLITBRAIN_ROOT", str(tmp_path))
     r = grade_submission(lab, lab.component_path, out_dir=tmp_path / "out")
     assert r.error and "has no tests" in r.error and r.tests == ()
+
+
+NET_TESTS = textwrap.dedent('''
+    import pytest
+    from splitbrain.sandbox import Ref, RemoteError
+
+    def test_proxy_partition_is_recorded(spawn, proxy, history, ns):
+        p = proxy("redis")
+        assert p.url != ns.redis_url and str(p.port) in p.url
+        w = spawn("a", resources=p.resources)
+        box = w.new("Box", Ref("redis", socket_timeout=0.5), ns.key("k"))
+        assert box.bump() == 1
+        with p.blackhole():
+            with pytest.raises(RemoteError) as e:
+                box.bump()
+            assert "Timeout" in e.value.type
+        p.heal()
+        ops = [op.type for op in history.operations()]
+        assert ops[:2] == ["ok", "info"]  # a timed-out call's outcome is unknown
+        assert [(e.f, e.value["phase"]) for e in history.faults()] == [
+            ("partition", "start"), ("partition", "end")]
+
+    def test_nemesis_pauses_a_worker(spawn, nemesis, history, ns):
+        w = spawn("b")
+        box = w.new("Box", Ref("redis"), ns.key("k"))
+        with nemesis.fault("pause", w):
+            fut = box.bump.async_()
+        assert fut.result(timeout=10) == 1
+        assert [e.f for e in history.faults()] == ["pause", "pause"]
+''')
+
+
+def test_proxy_and_nemesis_fixtures(tmp_path, monkeypatch, services):
+    lab_dir = tmp_path / "labs" / "08-net"
+    lab_dir.mkdir(parents=True)
+    (lab_dir / "lab.toml").write_text('format_version = 1\ntitle = "Net"\nchapter = "c.md"\n'
+                                      'component = "box.py"\nrequires = ["Box"]\n'
+                                      'services = ["redis"]\n')
+    (lab_dir / "box.py").write_text(
+        "class Box:\n    def __init__(self, redis, key):\n        self.r, self.k = redis, key\n"
+        "    def bump(self):\n        return self.r.incr(self.k)\n")
+    hidden = tmp_path / "autograder" / "08-net"
+    hidden.mkdir(parents=True)
+    (hidden / "test_net.py").write_text(NET_TESTS)
+    monkeypatch.setenv("SPLITBRAIN_ROOT", str(tmp_path))
+    monkeypatch.setenv("SPLITBRAIN_REDIS_URL", services.redis_url)
+    lab = load_lab(lab_dir, tmp_path)
+    r = grade_submission(lab, lab.component_path, out_dir=tmp_path / "out")
+    assert r.error is None and r.full_marks, [(t.name, t.message) for t in r.tests]
+    assert [t.faults for t in r.tests] == [("partition",), ("pause",)]

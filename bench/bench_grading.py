@@ -1,0 +1,92 @@
+"""Speed of the grader (figures, not assertions).
+
+Targets: one lab graded under faults <= 10 s median; verify of all labs <= 2 min; a batch of 100
+submissions of one lab <= 5 min on 2 cores. Also printed: the cost of one sandboxed worker spawn
+and of one namespace, the per-test overheads the plugin adds.
+
+    python bench/bench_grading.py [--lab 01-fencing-locks] [--runs 3] [--batch 20] [--jobs 2]
+                                  [--skip-verify]
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from splitbrain.grading.env import ensure_up, open_namespace, resources_of
+from splitbrain.grading.runner import grade_batch, grade_submission
+from splitbrain.grading.verify import verify_labs
+from splitbrain.lab import discover_labs, find_lab
+from splitbrain.sandbox import spawn
+
+
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def bench_spawn(lab, n: int) -> None:
+    ep = ensure_up(lab.services)
+    ns_times, spawn_times = [], []
+    for _ in range(n):
+        t = time.perf_counter()
+        ns = open_namespace(ep)
+        ns_times.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        w = spawn(lab.solution_path, "bench", resources_of(ns, ep), module=lab.module_name)
+        spawn_times.append(time.perf_counter() - t)
+        w.close()
+        t = time.perf_counter()
+        ns.drop()
+        ns_times[-1] += time.perf_counter() - t
+    print(f"worker spawn (import the component): median {statistics.median(spawn_times)*1000:.0f} "
+          f"ms, max {max(spawn_times)*1000:.0f} ms over {n}")
+    print(f"namespace open + drop:               median {statistics.median(ns_times)*1000:.0f} "
+          f"ms, max {max(ns_times)*1000:.0f} ms over {n}")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--lab", default=None, help="lab to time (default: the first lab)")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--batch", type=int, default=20, help="submissions in the batch run")
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--skip-verify", action="store_true")
+    args = p.parse_args()
+    lab = find_lab(args.lab) if args.lab else discover_labs()[0]
+    print(f"lab {lab.slug}")
+    bench_spawn(lab, 10)
+
+    times = []
+    for i in range(args.runs):
+        with tempfile.TemporaryDirectory() as out:
+            times.append(timed(lambda: grade_submission(lab, lab.solution_path, 1, out)))
+    print(f"one grading (solution):  median {statistics.median(times):.1f} s over {args.runs} "
+          f"(target <= 10 s)")
+
+    if not args.skip_verify:
+        labs = discover_labs()
+        t = timed(lambda: verify_labs(labs))
+        print(f"verify of {len(labs)} labs:      {t:.1f} s (target <= 120 s)")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        subs = []
+        for i in range(args.batch):
+            d = Path(tmp) / "subs" / f"learner{i:03d}"
+            d.mkdir(parents=True)
+            src = lab.solution_path if i % 2 else lab.component_path
+            shutil.copy(src, d / lab.component)
+            subs.append(d / lab.component)
+        t = timed(lambda: grade_batch(lab, subs, Path(tmp) / "out", jobs=args.jobs))
+    per = t / args.batch
+    print(f"batch of {args.batch} (jobs {args.jobs}):  {t:.1f} s, {per:.2f} s per submission; "
+          f"100 submissions ~ {per * 100 / 60:.1f} min (target <= 5 min)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
