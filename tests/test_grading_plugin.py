@@ -116,3 +116,39 @@ def test_proxy_and_nemesis_fixtures(tmp_path, monkeypatch, services):
     r = grade_submission(lab, lab.component_path, out_dir=tmp_path / "out")
     assert r.error is None and r.full_marks, [(t.name, t.message) for t in r.tests]
     assert [t.faults for t in r.tests] == [("partition",), ("pause",)]
+
+
+def test_a_service_that_dies_mid_test_is_infra_error(tmp_path, monkeypatch):
+    from splitbrain.services import spawn_redis
+    server = spawn_redis()
+    lab_dir = tmp_path / "labs" / "07-dies"
+    lab_dir.mkdir(parents=True)
+    (lab_dir / "lab.toml").write_text('format_version = 1\ntitle = "Dies"\nchapter = "c.md"\n'
+                                      'component = "c.py"\nservices = ["redis"]\n')
+    (lab_dir / "c.py").write_text("X = 1\n")
+    hidden = tmp_path / "autograder" / "07-dies"
+    hidden.mkdir(parents=True)
+    (hidden / "test_dies.py").write_text(textwrap.dedent('''
+        import redis
+        import pytest
+
+        @pytest.mark.points(4)
+        def test_server_goes_away(services):
+            try:
+                redis.Redis.from_url(services.redis_url).shutdown(nosave=True)
+            except redis.ConnectionError:
+                pass
+            assert False, "the submission is not to blame"
+
+        def test_fine():
+            pass
+    '''))
+    monkeypatch.setenv("SPLITBRAIN_ROOT", str(tmp_path))
+    monkeypatch.setenv("SPLITBRAIN_REDIS_URL", server.url)
+    try:
+        r = grade_submission(load_lab(lab_dir, tmp_path), lab_dir / "c.py", out_dir=tmp_path / "o")
+    finally:
+        server.stop()
+    died, fine = r.tests
+    assert died.status == "infra_error" and "redis" in died.message, died
+    assert fine.status == "passed" and (r.score, r.max_score) == (1, 1)

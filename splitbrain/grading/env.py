@@ -104,3 +104,32 @@ def resources_of(ns, ep) -> dict:
            "kafka_bootstrap": getattr(ns, "kafka_bootstrap", None) or
            getattr(ep, "kafka_bootstrap", None), "prefix": getattr(ns, "prefix", "")}
     return {k: v for k, v in res.items() if v is not None}
+
+
+def services_down(ep) -> list[str]:
+    """Which of the shared services no longer answer (checked after a test fails, so that a
+    server that died mid-test is reported as infra_error, not charged to the submission)."""
+    import socket
+    down = []
+    url = getattr(ep, "redis_url", None)
+    if url:
+        try:
+            import redis
+            redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2).ping()
+        except Exception:  # noqa: BLE001
+            down.append("redis")
+    url = getattr(ep, "postgres_url", None)
+    if url:
+        try:
+            import psycopg
+            psycopg.connect(url, connect_timeout=3).close()
+        except Exception:  # noqa: BLE001
+            down.append("postgres")
+    boot = getattr(ep, "kafka_bootstrap", None)
+    if boot:
+        host, _, port = boot.split(",")[0].rpartition(":")
+        try:
+            socket.create_connection((host or "127.0.0.1", int(port)), timeout=2).close()
+        except (OSError, ValueError):
+            down.append("kafka")
+    return down

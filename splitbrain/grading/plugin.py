@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from splitbrain.grading import context as ctxmod
-from splitbrain.grading.env import InfraError, ensure_up, open_namespace, resources_of
+from splitbrain.grading.env import ensure_up, open_namespace, resources_of, services_down
 from splitbrain.grading.outcome import classify, faults_of
 from splitbrain.history import History
 
@@ -225,6 +225,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     entry["duration_s"] += report.duration
     if report.when == "call" or (report.when == "setup" and not report.passed):
         status, message = classify(report, call)
+        if status in ("failed", "error", "timeout") and "services" in getattr(item, "funcargs", {}):
+            down = services_down(item.funcargs["services"])
+            if down:
+                status, message = "infra_error", (f"infrastructure: {', '.join(down)} stopped "
+                                                  f"answering during this test\n{message}")
         if entry["status"] == "passed" or report.when == "call":
             entry["status"], entry["message"] = status, message
     elif report.when == "teardown" and report.failed and entry["status"] == "passed":
