@@ -9,18 +9,20 @@ from splitbrain.checkers.partitioning import check_balance, check_placement, che
 from splitbrain.grading import expect_valid
 from splitbrain.labsupport import partitioning as part
 
+MAX_BATCHES = 40
 LOST_HINT = ("A write that lands on the old owner after its key was copied is lost when the "
              "rebalance switches over. While keys move, send writes where the key is going "
              "(or to both places) and read the new owner first; make sure no process keeps "
              "writing with an out-of-date shard map (check an epoch on the shard itself).")
 
 
-def migrate_fully(m, rounds=10_000):
+def migrate_fully(m, rounds=50):
     """Call ``migrate()`` until it reports nothing left (bounded, so a liar cannot hang us)."""
     for _ in range(rounds):
         if not m.migrate():
             return
-    raise AssertionError(f"migrate() still copied keys after {rounds} calls")
+    raise AssertionError(f"migrate() with no limit still reported copied keys after {rounds} "
+                         f"calls; it must return 0 once every key is where it belongs")
 
 
 @pytest.mark.points(20)
@@ -65,42 +67,83 @@ def test_06_a_shard_is_removed_under_live_traffic(shards, store, history):
     mine = [ks[i::2] for i in range(2)]
     for w, own in zip(writers, mine):
         part.write_all(w, ((k, f"0-{k}") for k in own))
-    done = threading.Event()
-    rounds = [0, 0]
-    errors: list[BaseException] = []
-
-    def traffic(i):
-        try:                               # keep overwriting until the move is over, then once more
-            r = 0
-            while True:
-                last = done.is_set()
-                r += 1
-                part.write_all(writers[i], ((k, f"{r}-{k}") for k in mine[i][r % 5::5]))
-                rounds[i] = r
-                if last:
-                    return
-        except BaseException as e:         # noqa: BLE001 - reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=traffic, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
+    traffic = Traffic(writers, mine)
+    traffic.start()
     history.fault("remove-shard", "s4", phase="start")
     try:
-        m.rebalance(four)
+        m.begin_rebalance(four)
+        traffic.wait_rounds(1)
+        for _ in range(MAX_BATCHES):        # the copy runs in batches, and between two
+            if not m.migrate(25):           # batches every writer overwrites some keys
+                break
+            traffic.wait_rounds(1)
+        else:
+            raise AssertionError(f"migrate(25) still reported copies after {MAX_BATCHES} "
+                                 f"calls for 300 keys: a copy must happen once per key, and "
+                                 f"never over a value a writer stored on the new owner")
+        traffic.wait_rounds(1)
+        m.finish_rebalance()
+        traffic.wait_rounds(1)
     finally:
-        done.set()
-        for t in threads:
-            t.join(timeout=60)
+        traffic.stop()
     s.stop("s4")                            # decommissioned as soon as the move said it was done
     history.fault("remove-shard", "s4", phase="end")
-    if errors:
-        raise errors[0]
     _, r = store("r", four)
     part.read_all(r, ks)
     for w, own in zip(writers, mine):
         part.read_all(w, own[::4])
     expect_valid(check_reads(history, s.placement(ks)), history, hint=LOST_HINT)
+
+
+class Traffic:
+    """Writers overwriting their own keys in a loop, one grader thread each, until stopped."""
+
+    def __init__(self, writers, keys_of, deadline_s=30.0):
+        self.writers, self.keys_of, self.deadline_s = writers, keys_of, deadline_s
+        self.rounds = [0] * len(writers)
+        self.errors: list[BaseException] = []
+        self._stop = threading.Event()
+        self._cv = threading.Condition()
+        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True)
+                         for i in range(len(writers))]
+
+    def start(self):
+        for t in self._threads:
+            t.start()
+
+    def _run(self, i):
+        try:
+            r = 0
+            while not self._stop.is_set():
+                r += 1
+                own = self.keys_of[i]
+                part.write_all(self.writers[i], ((k, f"{r}-{k}") for k in own[r % 5::5]))
+                with self._cv:
+                    self.rounds[i] = r
+                    self._cv.notify_all()
+        except BaseException as e:          # noqa: BLE001 - re-raised by the test thread
+            with self._cv:
+                self.errors.append(e)
+                self._cv.notify_all()
+
+    def wait_rounds(self, n):
+        """Block until every writer completed ``n`` more rounds (or one of them failed)."""
+        with self._cv:
+            goal = [r + n for r in self.rounds]
+            ok = self._cv.wait_for(lambda: self.errors or all(
+                r >= g for r, g in zip(self.rounds, goal)), timeout=self.deadline_s)
+            if self.errors:
+                raise self.errors[0]
+            if not ok:
+                raise AssertionError(f"the writers did not complete a round of puts within "
+                                     f"{self.deadline_s:g} s while the shard was being removed")
+
+    def stop(self):
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=30)
+        if self.errors:
+            raise self.errors[0]
 
 
 @pytest.mark.points(15)
