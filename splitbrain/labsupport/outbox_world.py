@@ -9,7 +9,7 @@ relays, read the topic to its end and read the database's truth with the admin U
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -193,6 +193,7 @@ class World:
         got = self.read()
         v = check_outbox(got.records, truth, attempted=self.ledger.attempted,
                          allow_duplicates=allow_duplicates, complete=got.complete)
+        v = self.locate(v)
         lost = []
         for oid, status in self.ledger.acknowledged.items():
             o = truth.get(oid)
@@ -203,7 +204,26 @@ class World:
                                     data={"order": oid}))
         if not lost:
             return v
-        return Verdict(False, tuple(lost) + v.anomalies, "outbox", v.stats)
+        return self.locate(Verdict(False, tuple(lost) + v.anomalies, "outbox", v.stats))
+
+    def locate(self, v: Verdict) -> Verdict:
+        """Point each anomaly about an order at the calls that touched that order, so that the
+        pictures outline them."""
+        if v.valid is True:
+            return v
+        where: dict[str, list[int]] = {}
+        for op in self.history.operations():
+            args = op.args.get("args") if isinstance(op.args, dict) else op.args
+            if isinstance(args, list) and args and isinstance(args[0], str):
+                ids = where.setdefault(args[0], [])
+                ids.append(op.invoke.index)
+                if op.complete is not None:
+                    ids.append(op.complete.index)
+        out = []
+        for a in v.anomalies:
+            oid = a.data.get("order") if isinstance(a.data, dict) else None
+            out.append(replace(a, events=tuple(where.get(oid, ()))) if oid in where else a)
+        return replace(v, anomalies=tuple(out))
 
     def read_model(self) -> tuple[dict, dict]:
         with psycopg.connect(self.ns.pg_admin_url, autocommit=True) as conn:
