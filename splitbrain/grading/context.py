@@ -23,7 +23,9 @@ class TestContext:
 
     @property
     def safe_name(self) -> str:
-        name = self.nodeid.split("::")[-1] or "test"
+        file, _, name = self.nodeid.rpartition("::")
+        stem = Path(file.split("::")[0]).stem if file else ""
+        name = f"{stem}.{name}" if stem and stem != name else (name or "test")
         return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:120]
 
     def artifact(self, suffix: str) -> Path | None:

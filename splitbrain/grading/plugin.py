@@ -56,7 +56,10 @@ def _lab_from_items(config: pytest.Config, paths: list[Path]):
     from splitbrain.lab import LabError, find_lab, load_lab
     name = config.getoption("--lab")
     if name:
-        return find_lab(name)
+        cache = config.__dict__.setdefault("_sb_lab_cache", {})
+        if name not in cache:
+            cache[name] = find_lab(name)
+        return cache[name]
     for p in paths:
         for parent in p.resolve().parents:
             if parent.parent.name in ("autograder", "labs", "solutions"):

@@ -1,8 +1,10 @@
 """What a learner hands in, turned into one component file the grader can run.
 
 A submission is the component ``.py``, or a notebook: the code cells tagged ``component`` are the
-component; a notebook whose tags were lost still grades if its code cells define the names the lab
-requires (shell lines ``!...`` and magics ``%...`` are left out). A directory holds submissions.
+component. A notebook whose tags were lost still grades: its cells that only import and define
+(functions, classes, constants; no experiment that would run on import) make the component, if
+they define the names the lab requires. Shell lines (``!...``) and magics (``%...``) are dropped.
+A directory holds submissions (files, or one folder per learner).
 """
 from __future__ import annotations
 
