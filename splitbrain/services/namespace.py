@@ -5,6 +5,7 @@ group names, so parallel gradings never see each other's data.
 Learner code only ever receives ``ns.pg_url`` / ``ns.redis_url`` (the restricted ones)."""
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ def _pg_admin(url: str):
     conn = _admin_pg.get(url)
     if conn is None or conn.closed or conn.broken:
         conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        if conn.info.server_version >= 160000:
+            conn.execute("SET scram_iterations = 64")   # cheap logins for throwaway roles
         _admin_pg[url] = conn
     return conn
 
@@ -135,8 +138,7 @@ def _drop_pg(admin_url: str, name: str) -> None:
         try:
             with _lock:
                 conn = _pg_admin(admin_url)
-                _rollback_prepared(conn, admin_url, name)
-                _discard(conn, name)
+                _discard(conn, admin_url, name)
             break
         except psycopg.OperationalError:
             with _lock:
@@ -192,6 +194,10 @@ def _drop_kafka(bootstrap: str, name: str, groups: set[str]) -> None:
 def open_namespace(ep, name: str | None = None) -> Namespace:
     """Make a fresh namespace on the servers of ``ep`` (an ``Endpoints``)."""
     name = name or f"sb_{secrets.token_hex(5)}"
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,40}", name):
+        from .errors import BadInput
+        raise BadInput(f"namespace name {name!r} must be 1-41 lowercase letters, digits or _, "
+                       f"not starting with a digit (it names a database, a role and a user)")
     ns = Namespace(name=name, prefix=f"{name}:", kafka_bootstrap=ep.kafka_bootstrap)
     try:
         if ep.postgres_url:
@@ -216,15 +222,14 @@ def _open_pg(ns: Namespace, admin_url: str) -> None:
 
 def _open_pg_once(ns: Namespace, admin_url: str) -> None:
     password = secrets.token_urlsafe(12)
+    role = (f'CREATE ROLE "{ns.name}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE '
+            f"PASSWORD '{password}'")
     with _lock:
         conn = _pg_admin(admin_url)
         _ensure_template(conn, admin_url)
         ns._server_pg_url = admin_url
-        if conn.info.server_version >= 160000:
-            conn.execute("SET scram_iterations = 64")   # cheap logins for throwaway roles
-        conn.execute(f"CREATE ROLE \"{ns.name}\" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
-                     f"PASSWORD '{password}'")
-        if not _claim_pooled(conn, ns.name):
+        if not _claim_pooled(conn, ns.name, role):
+            conn.execute(role)
             conn.execute(f'CREATE DATABASE "{ns.name}" TEMPLATE "{TEMPLATE_DB}" OWNER "{ns.name}" '
                          f'STRATEGY FILE_COPY')
             conn.execute(f'REVOKE CONNECT ON DATABASE "{ns.name}" FROM PUBLIC')
@@ -233,36 +238,40 @@ def _open_pg_once(ns: Namespace, admin_url: str) -> None:
     ns.pg_admin_url = _with_db(admin_url, ns.name)
 
 
-def _claim_pooled(conn, name: str) -> bool:
-    """Take a database made ahead of time (CREATE DATABASE costs 10-30 ms; a rename ~1 ms).
-    Another process may claim the same one first: then try the next."""
+def _claim_pooled(conn, name: str, role_sql: str) -> bool:
+    """Take a database made ahead of time (CREATE DATABASE costs 10-30 ms; this is one round
+    trip: role, rename, owner in one implicit transaction). Another process may claim the same
+    database first: then the whole batch rolls back and the next one is tried."""
     from psycopg import errors
     rows = conn.execute("select datname from pg_database where datname like 'sbpool\\_%%' "
                         "order by random() limit 4").fetchall()
     for (db,) in rows:
         try:
-            conn.execute(f'ALTER DATABASE "{db}" RENAME TO "{name}"')
+            conn.execute(f'{role_sql}; ALTER DATABASE "{db}" RENAME TO "{name}"; '
+                         f'ALTER DATABASE "{name}" OWNER TO "{name}"')
         except (errors.InvalidCatalogName, errors.ObjectInUse):
             continue
-        conn.execute(f'ALTER DATABASE "{name}" OWNER TO "{name}"')
         return True
     return False
 
 
-def _discard(conn, name: str) -> None:
-    """Make the namespace unreachable now — end its sessions, forbid its role to log in,
-    rename its database to sbtrash_<name> — and leave the slow DROPs to the background."""
+def _discard(conn, admin_url: str, name: str) -> None:
+    """Make the namespace unreachable now — forbid its role to log in, end its sessions,
+    rename its database to sbtrash_<name> (one round trip) — and leave the slow DROPs to the
+    background. Prepared transactions pin a database: roll them back and DROP at once."""
     from psycopg import errors
-    conn.execute(f'ALTER ROLE "{name}" NOLOGIN')
-    conn.execute("select pg_terminate_backend(pid, 5000) from pg_stat_activity "
-                 "where datname = %s and pid <> pg_backend_pid()", (name,))
     try:
-        conn.execute(f'ALTER DATABASE "{name}" RENAME TO "sbtrash_{name}"')
+        conn.execute(f'ALTER ROLE "{name}" NOLOGIN; '
+                     f"SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
+                     f"WHERE datname = '{name}' AND pid <> pg_backend_pid(); "
+                     f'ALTER DATABASE "{name}" RENAME TO "sbtrash_{name}"')
+        return
     except errors.InvalidCatalogName:
-        conn.execute(f'DROP ROLE IF EXISTS "{name}"')
+        pass
     except errors.ObjectInUse:
+        _rollback_prepared(conn, admin_url, name)
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'DROP ROLE IF EXISTS "{name}"')
+    conn.execute(f'DROP ROLE IF EXISTS "{name}"')
 
 
 def _maintain_once(c) -> None:
