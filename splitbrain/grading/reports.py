@@ -38,7 +38,7 @@ def summary(result: GradingResult, console=None, show_messages: bool = True) -> 
         for t in result.tests:
             if t.status != "passed" and t.message:
                 console.print(f"\n[bold]{t.name}[/bold] ({t.status})", highlight=False)
-                console.print(t.message, markup=False, highlight=False)
+                console.print(t.message, markup=False, highlight=False, soft_wrap=True)
                 if t.history:
                     console.print(f"history: {t.history}", markup=False, highlight=False, soft_wrap=True)
     total = f"score {result.score:g}/{result.max_score:g}"
