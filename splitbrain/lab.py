@@ -41,7 +41,8 @@ class LabInfo:
       notebook: the lab notebook's file name in ``labs/<slug>/``.
       taught_anomalies: anomaly kinds the broken component must show (``verify`` checks this).
       hints: ordered hints; ``splitbrain check`` shows the next one after a failed attempt.
-      points: total points the lab is worth when set; 0 means "the sum of the hidden tests".
+      points: the total the lab is announced as worth; when set, ``verify`` checks that the
+        hidden tests' points add up to it (0: not announced, the tests' sum is the total).
       test_timeout_s: wall-clock limit of one test, seconds (default 60).
       memory_mb: memory limit of one sandboxed worker process, MiB (default 512).
       call_timeout_s: a single call into the learner's code that takes longer is a timeout and

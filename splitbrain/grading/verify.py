@@ -18,6 +18,7 @@ class LabProof:
     broken: GradingResult
     solution: GradingResult
     taught: tuple[str, ...]
+    points: int = 0
 
     @property
     def shown(self) -> list[str]:
@@ -41,6 +42,9 @@ class LabProof:
         elif not s.full_marks:
             bad = [f"{t.name} ({t.status})" for t in s.tests if t.status != "passed"]
             out.append(f"the solution loses points: {', '.join(bad)}")
+        if self.points and not s.error and s.max_score != self.points:
+            out.append(f"the hidden tests are worth {s.max_score:g} points; lab.toml says "
+                       f"points = {self.points}")
         for name, r in (("broken", b), ("solution", s)):
             if not r.consistent:
                 out.append(f"the {name} component got different verdicts over {r.runs} runs")
@@ -73,7 +77,7 @@ def verify_lab(lab: LabInfo, seed: int = 1, repeat: int = 1, out_dir: Path | Non
     else:
         solution = GradingResult(lab.slug, str(lab.solution_path), seed,
                                  error=f"no solution at {lab.solution_path}")
-    return LabProof(lab.slug, broken, solution, lab.taught_anomalies)
+    return LabProof(lab.slug, broken, solution, lab.taught_anomalies, lab.points)
 
 
 def verify_labs(labs: list[LabInfo], seed: int = 1, repeat: int = 1,
