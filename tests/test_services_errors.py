@@ -99,3 +99,14 @@ def test_redis_from_the_valkey_wheel_when_none_is_on_path(monkeypatch):
     monkeypatch.setenv("SPLITBRAIN_REDIS_SERVER", path)
     with spawn_redis() as r:
         assert r.client().ping()
+
+
+def test_postgres_never_starts_twice_on_one_data_dir():
+    from splitbrain.services import ServiceError
+    from splitbrain.services.postgres import PostgresServer
+    with spawn_postgres() as pg:
+        twin = PostgresServer(pg.data_dir, procs.free_port(), pg.password, pg.log_path)
+        with pytest.raises(ServiceError) as e:
+            twin.start()
+        assert f"pid {pg.pid}" in str(e.value) and "kill" in str(e.value)
+        assert pg.ready()

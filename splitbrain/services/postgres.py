@@ -136,9 +136,19 @@ class PostgresServer(Server):
         return out
 
     def before_start(self) -> None:
-        stale = self.data_dir / "postmaster.pid"
-        if stale.exists():  # left by a killed server; postgres would refuse to start
-            stale.unlink()
+        lock = self.data_dir / "postmaster.pid"
+        try:
+            other = int(lock.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return
+        if procs.alive(other) and "postgres" in _cmdline(other):
+            from .errors import ServiceError
+            raise ServiceError(
+                f"Postgres cannot start on {self.data_dir}: another postgres (pid {other}) "
+                f"still runs on that data directory, and the kit has no record of starting it "
+                f"(a lost state file?). Stop that process (`kill {other}`), then run "
+                f"`splitbrain up` again.")
+        lock.unlink()  # left by a killed server; postgres would refuse to start
 
     def ready(self) -> bool:
         if not procs.port_open(self.port):
@@ -157,3 +167,12 @@ class PostgresServer(Server):
         s = cls(Path(rec["data_dir"]), rec["port"], rec["password"], Path(rec["log"]), detached=True)
         s.pid, s.started = rec.get("pid"), rec.get("started")
         return s
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        out = subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True,
+                             text=True)
+        return out.stdout
