@@ -46,7 +46,7 @@ def grade(variant: Path, tmp_path: Path, select: str | None) -> dict[str, dict]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", sorted(CASES))
-def test_other_designs_pass_and_subtle_mistakes_fail(variant, tmp_path):
+def test_other_designs_pass_and_subtle_mistakes_fail(variant, tmp_path, services):
     require_binary("redis-server")
     select, must_fail = CASES[variant]
     results = grade(VARIANTS / variant, tmp_path, select)
