@@ -106,3 +106,16 @@ def test_state_file_is_private(isolated_home):
     ensure_up(["kafka"])
     assert os.stat(state.state_path()).st_mode & 0o077 == 0
     assert json.loads(state.state_path().read_text())["version"] == state.VERSION
+
+
+def test_a_record_naming_another_program_is_not_ours(isolated_home):
+    from splitbrain.services import embedded
+    stranger = subprocess.Popen(["sleep", "60"])
+    try:
+        rec = {"pid": stranger.pid, "started": procs.start_time(stranger.pid), "cmd": "postgres"}
+        assert not embedded.is_ours(rec)                 # right pid and start, wrong program
+        assert embedded.is_ours({**rec, "cmd": "sleep"})
+        assert not embedded.stop("postgres", rec) and stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait()

@@ -92,8 +92,12 @@ def server(name: str, rec: dict):
 
 
 def is_ours(rec: dict) -> bool:
-    """The recorded process still runs and is the one the kit started (pid + start time)."""
-    return procs.is_same_process(rec.get("pid"), rec.get("started"))
+    """The recorded process still runs and is the one the kit started: same pid, same start
+    time, and the program recorded (a reused pid fails at least one of these)."""
+    if not procs.is_same_process(rec.get("pid"), rec.get("started")):
+        return False
+    cmd = rec.get("cmd")
+    return not cmd or cmd in procs.cmdline(rec["pid"])
 
 
 def healthy(name: str, rec: dict) -> bool:

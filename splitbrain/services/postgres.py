@@ -141,7 +141,7 @@ class PostgresServer(Server):
             other = int(lock.read_text().split()[0])
         except (OSError, ValueError, IndexError):
             return
-        if procs.alive(other) and "postgres" in _cmdline(other):
+        if procs.alive(other) and "postgres" in procs.cmdline(other):
             from .errors import ServiceError
             raise ServiceError(
                 f"Postgres cannot start on {self.data_dir}: another postgres (pid {other}) "
@@ -168,11 +168,3 @@ class PostgresServer(Server):
         s.pid, s.started = rec.get("pid"), rec.get("started")
         return s
 
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        out = subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True,
-                             text=True)
-        return out.stdout

@@ -120,6 +120,20 @@ def is_same_process(pid: int | None, started: str | None) -> bool:
     return started is None or start_time(pid) == started
 
 
+def cmdline(pid: int) -> str:
+    """The command line of ``pid`` ("" if it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
+            "utf-8", "replace")
+    except OSError:
+        pass
+    try:
+        return subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True,
+                              text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
 def group_members(pgid: int) -> list[int]:
     """Live pids in process group ``pgid`` (Linux: /proc; elsewhere just the leader)."""
     if not Path("/proc/self/stat").exists():

@@ -105,6 +105,8 @@ class Server:
     def stop(self, timeout: float = 15.0) -> None:
         """Orderly shutdown; SIGKILL if it does not finish within ``timeout``."""
         if self.pid is not None:
+            if getattr(self, "_paused", None):
+                self.resume()   # a stopped process would hold the signal until SIGCONT
             procs.stop_pid(self.pid, self.started, self.stop_signal, timeout)
             self._reap()
 
@@ -140,4 +142,4 @@ class Server:
 
     def record(self) -> dict:
         return {"pid": self.pid, "started": self.started, "port": self.port,
-                "log": str(self.log_path)}
+                "log": str(self.log_path), "cmd": Path(self.argv()[0]).name}
