@@ -126,6 +126,17 @@ def explain(verdict: Any) -> str:
     return verdict.explain()
 
 
+def _from_first_event(history: History) -> History:
+    """The same events with time measured from just before the first one, so the picture does
+    not start with the seconds spent starting workers."""
+    from splitbrain.history import Event
+    if not len(history):
+        return history
+    t0 = max(min(e.time for e in history) - 0.05, 0.0)
+    return History.from_events(Event(e.process, e.type, e.f, e.value, e.time - t0, e.index,
+                                     e.fault) for e in history)
+
+
 def show(history: History, verdict: Any = None, picture: str = "spacetime",
          title: str | None = None, **kwargs: Any):
     """Draw ``history`` inline (``picture``: "spacetime" or "lease") and print the verdict.
@@ -137,7 +148,7 @@ def show(history: History, verdict: Any = None, picture: str = "spacetime",
     draw = {"spacetime": viz.spacetime, "lease": viz.lease_timeline}.get(picture)
     if draw is None:
         raise ValueError(f"picture must be 'spacetime' or 'lease', not {picture!r}")
-    fig = draw(history, verdict=verdict, title=title, **kwargs)
+    fig = draw(_from_first_event(history), verdict=verdict, title=title, **kwargs)
     text = explain(verdict)
     if text:
         print(text, file=sys.stdout, flush=True)

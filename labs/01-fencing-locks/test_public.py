@@ -13,6 +13,10 @@ from splitbrain.grading import expect_valid
 from splitbrain.labsupport import fencing
 
 
+# Public tests are worth no points: they are here so you can see how the grader drives your code.
+pytestmark = pytest.mark.points(0)
+
+
 @pytest.fixture
 def holder(ns, spawn):
     fencing.prepare(ns)
@@ -28,13 +32,12 @@ def test_lock_excludes_a_second_worker_until_released(holder, history):
     expect_valid(check_mutual_exclusion(history, 10.0), history)
 
 
-def test_tokens_grow_with_every_acquisition(holder):
-    a = holder("a", 10_000)
-    tokens = []
-    for _ in range(3):
-        tokens.append(a.acquire(wait_s=2.0))
-        a.release()
-    assert tokens == sorted(tokens) and len(set(tokens)) == 3, f"tokens {tokens} do not grow"
+def test_a_late_release_leaves_the_new_holder_alone(holder):
+    a, b, c = holder("a", 200), holder("b", 10_000), holder("c", 10_000)
+    assert a.acquire() is not None
+    assert b.acquire(wait_s=5.0) is not None, "a's 200 ms lease never ran out"
+    a.release()                                # too late: the lock is b's now
+    assert c.acquire() is None, "a's release freed b's lock, and c took it while b held it"
 
 
 def test_the_store_refuses_an_older_token(holder, ns, history):
