@@ -1,5 +1,3 @@
-"""A per-client rate limiter shared by every gateway process, kept in Redis.
-
 # ---------------------------------------------------------------------------------------------
 # LAB 05 -- what to fix
 #
@@ -18,6 +16,7 @@
 # one clock everyone shares, count over a window that slides, give every key an expiry, and keep
 # the declared failure policy within the timeout. `splitbrain check 05-rate-limiting` grades it.
 # ---------------------------------------------------------------------------------------------
+"""A per-client rate limiter shared by every gateway process, kept in Redis.
 
 Interface (what the grader calls):
 
@@ -27,8 +26,10 @@ Interface (what the grader calls):
     limiter.close()
 
 Guarantees it claims:
-  * Per client, across all gateways, at most `limit` requests are admitted in any `window_s`
-    seconds (a quiet client may spend its whole `limit` at once).
+  * Per client, across all gateways: at most `limit` requests at once, and after that no faster
+    than `limit / window_s` per second. In any interval of d seconds at most
+    `limit + d * limit / window_s` are admitted (a sliding window, a token bucket or GCRA keep
+    this; a quiet client may spend its whole `limit` at once).
   * A client that stays within the limit is never rejected.
   * Every key it writes starts with `prefix` and expires on its own.
   * `allow()` returns within `timeout_s` (plus a little for the network). If Redis is slow or

@@ -8,8 +8,9 @@ Interface (what the grader calls):
     limiter.close()
 
 Guarantees:
-  * Per client, across all gateways, at most `limit` requests are admitted in any `window_s`
-    seconds (a quiet client may spend its whole `limit` at once).
+  * Per client, across all gateways: at most `limit` requests at once, and after that no faster
+    than `limit / window_s` per second. (This sliding-window log keeps the stricter promise: at
+    most `limit` in any `window_s` seconds.)
   * A client that stays within the limit is never rejected.
   * Every key it writes starts with `prefix` and expires on its own.
   * `allow()` returns within `timeout_s` per Redis round trip. If Redis is slow or unreachable it
