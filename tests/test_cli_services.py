@@ -87,3 +87,12 @@ def test_start_serves_the_book(isolated_home):
     r = sb("start", "--no-lab", "--check", timeout=300)
     assert r.returncode == 0, r.stderr + r.stdout
     assert "book" in r.stdout and "http://127.0.0.1:" in r.stdout
+
+
+@pytest.mark.slow
+def test_start_runs_jupyterlab_on_labs_and_the_book(isolated_home):
+    r = sb("start", "--check", timeout=400)
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert "JupyterLab http://127.0.0.1:" in r.stdout and "/lab?token=" in r.stdout
+    assert "book      http://127.0.0.1:" in r.stdout
+    assert state.read() == {}

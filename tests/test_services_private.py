@@ -145,3 +145,11 @@ def test_servers_of_a_killed_owner_are_swept_by_the_next_spawn():
     assert not procs.alive(int(pid))
     from pathlib import Path
     assert not Path(data).exists()
+
+
+def test_a_paused_server_still_stops_promptly():
+    with spawn_postgres() as pg:
+        pid = pg.pid
+        pg.pause()
+        pg.stop(timeout=10)
+        assert procs.tree(pid) == []
