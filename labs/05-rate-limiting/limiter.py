@@ -2,7 +2,7 @@
 # LAB 05 -- what to fix
 #
 # Several API gateway processes run this limiter against one Redis, and together they must admit
-# at most `limit` requests per client in any `window_s` seconds. This version looks right in a
+# at most `limit` requests per client per `window_s` seconds. This version looks right in a
 # single-process test and breaks in three ways in production:
 #
 #   * under concurrency, two gateways read the same count and both admit (a lost update);
