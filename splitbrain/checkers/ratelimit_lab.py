@@ -9,6 +9,12 @@ before it and ``limit`` again just after: twice the limit in an instant); a read
 breaks it under concurrency; a limiter that reads the gateway's clock breaks it when gateway clocks
 disagree.
 
+The generic ``splitbrain.checkers.ratelimit.check_rate`` checks the sliding log's stricter promise
+(at most ``limit`` in every window of ``window_s``). A token bucket or GCRA with a burst of ``limit``
+legitimately admits up to twice that in one window (a full bucket, then the refill), so lab 05
+grades with the envelope, the promise every correct design keeps; for interval lengths up to
+``window_s`` the envelope is that window check with an allowance of ``rate * d``.
+
 The grader never knows exactly when a decision was taken, only that it happened between the call
 (``start``) and the answer (``end``). Every check therefore gives the component the benefit of the
 doubt: an over-limit needs a set of admissions that *must* have fallen within an interval too short
