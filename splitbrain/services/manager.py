@@ -126,8 +126,8 @@ def ensure_up(names: Iterable[str] | None = None, backend: str | None = None) ->
                 if not (rec and _healthy(name, rec)):
                     recs[name] = chosen[name]
                 continue
-            if rec and rec.get("backend") == "embedded":
-                embedded.stop(name, rec)    # ours, but not answering
+            if rec:
+                _stop_record(name, rec)     # not answering, or another backend was asked for
             recs.pop(name, None)
             if want == "embedded":
                 recs[name] = embedded.start(name)
@@ -139,6 +139,16 @@ def ensure_up(names: Iterable[str] | None = None, backend: str | None = None) ->
             state.write(recs)
         state.write(recs)
     return _endpoints(chosen, started, notes)
+
+
+def _stop_record(name: str, rec: dict) -> None:
+    """Stop what a record names: embedded (only if still the kit's own process), docker (the
+    compose service); external servers are someone else's and are left alone."""
+    if rec.get("backend") == "embedded":
+        embedded.stop(name, rec)
+    elif rec.get("backend") == "docker":
+        from . import docker_backend
+        docker_backend.stop(name, rec)
 
 
 def current() -> Endpoints | None:
@@ -173,11 +183,7 @@ def down(names: Iterable[str] | None = None, purge: bool = False) -> list[str]:
             rec = recs.pop(name, None)
             if rec is None:
                 continue
-            if rec["backend"] == "embedded":
-                embedded.stop(name, rec)
-            elif rec["backend"] == "docker":
-                from . import docker_backend
-                docker_backend.stop(name, rec)
+            _stop_record(name, rec)
             done.append(name)
         state.write(recs)
         if purge and not any(r.get("backend") == "embedded" for r in recs.values()):
