@@ -24,6 +24,7 @@ HOSTILE = Path(__file__).parent / "hostile" / "00-counter"
 def grading_env(services, monkeypatch, tmp_path):
     """The grading subprocesses use this session's services and a private state dir."""
     monkeypatch.setenv("SPLITBRAIN_REDIS_URL", services.redis_url)
+    monkeypatch.setenv("SPLITBRAIN_POSTGRES_URL", services.postgres_url)
     monkeypatch.setenv("SPLITBRAIN_ROOT", str(FIXTURE))
     monkeypatch.setenv("SPLITBRAIN_HOME", str(tmp_path / "home"))
     (lab,) = discover_labs(FIXTURE)

@@ -148,7 +148,7 @@ def test_a_service_that_dies_mid_test_is_infra_error(tmp_path, monkeypatch):
     try:
         r = grade_submission(load_lab(lab_dir, tmp_path), lab_dir / "c.py", out_dir=tmp_path / "o")
     finally:
-        server.stop()
+        server.close()
     died, fine = r.tests
     assert died.status == "infra_error" and "redis" in died.message, died
     assert fine.status == "passed" and (r.score, r.max_score) == (1, 1)

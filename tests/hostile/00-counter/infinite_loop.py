@@ -1,5 +1,5 @@
 class Counter:
-    def __init__(self, redis, key, clock=None):
+    def __init__(self, redis, key, clock=None, pg=None):
         self.redis, self.key = redis, key
 
     def increment(self):

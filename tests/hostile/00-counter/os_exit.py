@@ -2,7 +2,7 @@ import os
 
 
 class Counter:
-    def __init__(self, redis, key, clock=None):
+    def __init__(self, redis, key, clock=None, pg=None):
         self.redis, self.key = redis, key
 
     def increment(self):

@@ -25,7 +25,7 @@ def _tamper():
 
 
 class Counter:
-    def __init__(self, redis, key, clock=None):
+    def __init__(self, redis, key, clock=None, pg=None):
         self.redis, self.key = redis, key
         _tamper()
 

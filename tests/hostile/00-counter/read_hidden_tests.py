@@ -8,7 +8,7 @@ HIDDEN = (Path(splitbrain.__file__).resolve().parents[1] / "tests" / "fixtures" 
 
 
 class Counter:
-    def __init__(self, redis, key, clock=None):
+    def __init__(self, redis, key, clock=None, pg=None):
         self.redis, self.key = redis, key
         self.secrets = HIDDEN.read_text()
 
