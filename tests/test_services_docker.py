@@ -5,7 +5,6 @@ import json
 import subprocess
 from pathlib import Path
 
-import pytest
 
 from splitbrain.services import docker_backend
 from splitbrain.testing import require

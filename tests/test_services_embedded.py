@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import psycopg
-import pytest
 
 from splitbrain.services import current, down, ensure_up, status, using
 from splitbrain.services import procs, state

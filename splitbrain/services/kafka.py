@@ -10,7 +10,6 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from . import procs
 from .binaries import tansu
 from .server import Server
 

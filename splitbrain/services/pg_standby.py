@@ -2,11 +2,8 @@
 (``recovery_min_apply_delay``), paused and resumed; the standby can be promoted."""
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
-import time
-from pathlib import Path
 
 from . import procs
 from .binaries import postgres_bin_dir
