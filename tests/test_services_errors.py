@@ -110,3 +110,9 @@ def test_postgres_never_starts_twice_on_one_data_dir():
             twin.start()
         assert f"pid {pg.pid}" in str(e.value) and "kill" in str(e.value)
         assert pg.ready()
+
+
+def test_a_dying_server_log_shown_without_passwords(tmp_path):
+    e = ServerDied("Kafka", str(tmp_path / "k.log"),
+                   "storage: postgresql://postgres:s3cret@127.0.0.1:5/tansu\nError: no")
+    assert "s3cret" not in str(e) and "postgresql://postgres:***@127.0.0.1:5/tansu" in str(e)

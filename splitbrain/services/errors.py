@@ -24,8 +24,15 @@ class PortInUse(ServiceError):
             f"or leave the port unset so the kit picks a free one.")
 
 
+def redact_urls(text: str) -> str:
+    """Passwords in URLs (``scheme://user:secret@host``) replaced by ***."""
+    import re
+    return re.sub(r"(://[^:/@\s]*:)[^@\s]+@", r"\1***@", text)
+
+
 class ServerDied(ServiceError):
     def __init__(self, service: str, log_path: str, last_lines: str, why: str = "exited"):
+        last_lines = redact_urls(last_lines)
         self.service, self.log_path, self.last_lines = service, log_path, last_lines
         body = last_lines.rstrip() or "(the log is empty)"
         super().__init__(

@@ -20,6 +20,10 @@ def _fast_root() -> Path:
     shm = Path("/dev/shm")
     if shm.is_dir() and os.access(shm, os.W_OK):
         return shm / f"splitbrain-{os.geteuid()}"
+    if os.geteuid() == 0:
+        # servers run as an unprivileged user, who cannot enter /root
+        import tempfile
+        return Path(tempfile.gettempdir()) / "splitbrain-0"
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "splitbrain"
 
 
