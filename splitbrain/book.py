@@ -42,6 +42,11 @@ FAULT_TEXT = {
     "lost-reply": "a participant does the work, and its answer never arrives",
     "unavailable": "a participant answering 503 for a while, as when it restarts",
     "connection-reset": "connections reset (TCP RST) by the fault proxy in the middle of a request",
+    "hash-seed": "every worker process runs with its own PYTHONHASHSEED, as separate processes do",
+    "add-shard": "a shard server added to the cluster while the store is in use",
+    "remove-shard": "a shard removed, then shut down as soon as the rebalance says it is empty",
+    "skewed-keys": "keys with long shared prefixes whose tenants follow a Zipf law",
+    "stale-map": "a process that loaded the shard map before a rebalance and never reloads it",
 }
 
 

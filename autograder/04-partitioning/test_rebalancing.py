@@ -57,7 +57,7 @@ def test_05_writes_during_the_copy_survive_the_switch_over(shards, store, histor
 
 
 @pytest.mark.points(15)
-@pytest.mark.faults("remove-shard", "live-traffic")
+@pytest.mark.faults("remove-shard", "concurrency")
 def test_06_a_shard_is_removed_under_live_traffic(shards, store, history):
     s = shards(5)
     five, four = s.urls(), s.urls(["s0", "s1", "s2", "s3"])
