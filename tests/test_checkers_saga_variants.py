@@ -43,3 +43,9 @@ def test_a_subtly_wrong_orchestrator_fails_for_its_mistake(variant, test, anomal
     out = grade(VARIANTS / f"{variant}.py", select=test)
     assert out.returncode == 1, out.stdout[-3000:]
     assert "1 failed" in out.stdout and anomaly in out.stdout, out.stdout[-3000:]
+
+
+@pytest.mark.slow
+def test_an_orchestrator_that_does_nothing_fails_every_test():
+    out = grade(VARIANTS / "does_nothing.py")
+    assert "8 failed" in out.stdout and "passed" not in out.stdout, out.stdout[-3000:]

@@ -35,6 +35,7 @@ def test_04_crash_while_compensating_then_recover(rig):
             rig.crash(op, when, sid)
             rig.book(sid, rig.order(address="Atlantis"), expect="compensated")
             rig.restart_and_recover()
+    rig.book("after", rig.order(), expect="done")
     expect_valid(rig.judge(), rig.history, hint=CRASH_HINT.format(
         when="before or right after", op="a compensation (refund, release)"))
 

@@ -48,6 +48,7 @@ def test_06_a_compensation_whose_answer_is_lost_is_done_once(rig):
         sid = "lost-" + op.split(".")[1]
         rig.lose_reply(op, sid)
         rig.book(sid, rig.order(address="Atlantis"), expect="compensated")
+    rig.book("after", rig.order(), expect="done")
     expect_valid(rig.judge(), rig.history, hint=(
         "A compensation was done, its answer was lost, and it was sent again as a new operation: "
         "a second refund is a second payment. Retry a compensation with the same idempotency "
@@ -61,6 +62,7 @@ def test_07_compensations_are_retried_until_they_succeed(rig):
         sid = "flaky-" + op.split(".")[1]
         rig.unavailable(op, sid, times=6)
         rig.book(sid, rig.order(address="Atlantis"), expect="compensated")
+    rig.book("after", rig.order(), expect="done")
     expect_valid(rig.judge(), rig.history, hint=(
         "A compensation answered 503 six times in a row (a participant restarting). A "
         "compensation that gives up leaves the saga half undone forever: retry it (same key, "

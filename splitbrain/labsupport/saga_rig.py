@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from splitbrain.checkers.base import Verdict
+from splitbrain.checkers.base import Anomaly, Verdict
 from splitbrain.checkers.saga_lab import check_saga_ledger
 from splitbrain.history import History
 from splitbrain.labsupport.saga_server import Participants
@@ -179,8 +179,16 @@ class SagaRig:
     # -- judging -----------------------------------------------------------------------------------
     def judge(self) -> Verdict:
         """The saga-atomicity verdict from the participants' ledgers."""
-        return check_saga_ledger(self.parts.ledger(), self.orders, self.expected, self.reported,
-                                 self.history)
+        v = check_saga_ledger(self.parts.ledger(), self.orders, self.expected, self.reported,
+                              self.history)
+        skipped = [Anomaly("skipped-step", f"saga {u['saga_id']}: the orchestrator never called "
+                                           f"{u['op']}, so the {u['kind']} planned there never "
+                                           f"happened; a saga runs reserve, charge, schedule, "
+                                           f"and release, refund when it turns back",
+                           (), dict(u)) for u in self.parts.unfired()]
+        if not skipped:
+            return v
+        return Verdict(False, v.anomalies + tuple(skipped), v.checker, v.stats)
 
 
     # -- showing (notebook) ------------------------------------------------------------------------

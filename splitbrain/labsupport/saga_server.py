@@ -147,6 +147,13 @@ class Participants:
             self._faults.setdefault((op, saga_id), []).append(
                 _Fault(kind, int(times), float(hold_s), on_fire))
 
+    def unfired(self) -> list[dict]:
+        """Faults armed for one saga that never fired: the call they waited for never came."""
+        with self._lock:
+            return [{"op": op, "saga_id": saga, "kind": f.kind}
+                    for (op, saga), fs in self._faults.items() for f in fs
+                    if saga is not None and f.fired == 0]
+
     def disarm(self) -> None:
         with self._lock:
             self._faults.clear()
