@@ -27,6 +27,7 @@ def test_04_two_relays_keep_each_orders_events_in_order(world, history, proxy):
         world.place(svc, f"o{i:03d}", f"c{i % 4}", 10 + i)
     for i in range(2, 21, 2):
         world.cancel(svc, f"o{i:03d}")
+    world.shut_down(svc)
     lag = slow.latency(1500)
     first = relay_a.run_once.async_(10, 5.0)
     with world.admin() as conn:

@@ -19,6 +19,7 @@ def test_orders_and_cancellations_reach_the_topic(world, history):
         world.place(svc, f"o{i}", customer, 10 * i)
     world.cancel(svc, "o2")
     assert not world.place(svc, "o4", "dee", -5), "an order with a negative amount must raise"
+    world.shut_down(svc)
     _, relay = world.relay()
     world.drain([relay])
     expect_valid(world.check(allow_duplicates=False), history)

@@ -80,11 +80,23 @@ class KafkaBehindProxy:
         self._handle = self.proxy.blackhole(timeout_ms=500)
         self.history.fault("partition", "kafka", phase="start")
 
-    def heal(self) -> None:
-        if self._handle is not None:
-            self._handle.remove()
-            self._handle = None
-            self.history.fault("partition", "kafka", phase="end")
+    def heal(self, drop_held: bool = False, deadline_s: float = 10.0) -> None:
+        """End the partition. Like Toxiproxy's, the proxy delivers the bytes it held on a
+        connection that is still open; with ``drop_held`` it first waits until every connection
+        has been closed (the partition closes each 500 ms after its bytes stopped), so that what
+        dead processes had sent is dropped, as a real network drops it."""
+        if self._handle is None:
+            return
+        if drop_held:
+            end = time.monotonic() + deadline_s
+            while self.proxy.connections() and time.monotonic() < end:
+                time.sleep(0.02)
+            if self.proxy.connections():
+                raise RuntimeError(f"{self.proxy.connections()} connection(s) to the broker "
+                                   f"stayed open through the partition for {deadline_s} s")
+        self._handle.remove()
+        self._handle = None
+        self.history.fault("partition", "kafka", phase="end")
 
     def close(self) -> None:
         try:
@@ -154,6 +166,15 @@ class World:
             return False
         self.ledger.ack(order_id, "cancelled")
         return True
+
+    def shut_down(self, obj) -> None:
+        """A graceful stop: call the object's ``close()`` if it has one (a fire-and-forget
+        producer gets to flush here, as it would on a clean shutdown)."""
+        from splitbrain.sandbox import SandboxError
+        try:
+            obj.close()
+        except SandboxError:
+            pass
 
     def drain(self, relays: list, deadline_s: float = 20.0, timeout_s: float = 2.0) -> int:
         """Call ``run_once`` on each relay in turn until a full round publishes nothing (errors
