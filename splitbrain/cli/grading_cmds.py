@@ -53,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--jobs", type=int, default=1, help="pytest processes per grading")
+    p.add_argument("--jobs", type=int, default=2, help="gradings run at once (default 2)")
     p.set_defaults(func=cmd_verify)
 
 
@@ -208,7 +208,7 @@ def cmd_verify(args) -> int:
     if not labs:
         print("error: no labs found under labs/", file=sys.stderr)
         return 2
-    proofs = verify_labs(labs, args.seed, max(1, args.repeat), jobs=max(1, args.jobs))
+    proofs = verify_labs(labs, args.seed, max(1, args.repeat), parallel=max(1, args.jobs))
     if args.json:
         print(json.dumps({"labs": [p.to_dict() for p in proofs]}, indent=1))
     else:

@@ -3,6 +3,7 @@ anomaly the chapter teaches; its solution must get full marks."""
 from __future__ import annotations
 
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,21 +66,32 @@ class LabProof:
 
 
 def verify_lab(lab: LabInfo, seed: int = 1, repeat: int = 1, out_dir: Path | None = None,
-               jobs: int = 1) -> LabProof:
-    out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix=f"splitbrain-verify-"))
+               jobs: int = 1, concurrent: bool = True) -> LabProof:
+    """Grade the shipped broken component and the solution (at the same time when
+    ``concurrent``: each grading is its own pytest process on isolated namespaces)."""
+    out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="splitbrain-verify-"))
     with tempfile.TemporaryDirectory(prefix="splitbrain-handout-") as tmp:
         broken_file = pristine(lab, Path(tmp))
-        broken = grade_repeated(lab, broken_file, seed, repeat, out / lab.slug / "broken",
-                                jobs=jobs)
-    if lab.solution_path.is_file():
-        solution = grade_repeated(lab, lab.solution_path, seed, repeat,
+
+        def broken() -> GradingResult:
+            return grade_repeated(lab, broken_file, seed, repeat, out / lab.slug / "broken",
+                                  jobs=jobs)
+
+        def solution() -> GradingResult:
+            if not lab.solution_path.is_file():
+                return GradingResult(lab.slug, str(lab.solution_path), seed,
+                                     error=f"no solution at {lab.solution_path}")
+            return grade_repeated(lab, lab.solution_path, seed, repeat,
                                   out / lab.slug / "solution", jobs=jobs)
-    else:
-        solution = GradingResult(lab.slug, str(lab.solution_path), seed,
-                                 error=f"no solution at {lab.solution_path}")
-    return LabProof(lab.slug, broken, solution, lab.taught_anomalies, lab.points)
+
+        with ThreadPoolExecutor(max_workers=2 if concurrent else 1) as pool:
+            b, s = pool.submit(broken), pool.submit(solution)
+            return LabProof(lab.slug, b.result(), s.result(), lab.taught_anomalies, lab.points)
 
 
 def verify_labs(labs: list[LabInfo], seed: int = 1, repeat: int = 1,
-                out_dir: Path | None = None, jobs: int = 1) -> list[LabProof]:
-    return [verify_lab(lab, seed, repeat, out_dir, jobs) for lab in labs]
+                out_dir: Path | None = None, parallel: int = 2) -> list[LabProof]:
+    """Prove every lab; ``parallel`` gradings run at once (2 suits a 2-core machine)."""
+    with ThreadPoolExecutor(max_workers=max(1, (parallel + 1) // 2)) as pool:
+        return list(pool.map(lambda lab: verify_lab(lab, seed, repeat, out_dir,
+                                                    concurrent=parallel > 1), labs))
