@@ -186,9 +186,12 @@ class SagaRig:
                                            f"happened; a saga runs reserve, charge, schedule, "
                                            f"and release, refund when it turns back",
                            (), dict(u)) for u in self.parts.unfired()]
-        if not skipped:
+        if not skipped and v.valid is True:
             return v
-        return Verdict(False, v.anomalies + tuple(skipped), v.checker, v.stats)
+        # what the orchestrator raised explains the anomalies; alone it is no anomaly
+        raised = [Anomaly("orchestrator-error", f"{where}: {msg}", (), {"where": where})
+                  for where, msg in self.errors.items()]
+        return Verdict(False, v.anomalies + tuple(skipped) + tuple(raised), v.checker, v.stats)
 
 
     # -- showing (notebook) ------------------------------------------------------------------------
