@@ -26,7 +26,7 @@ NAV_END = "  # END labs nav\n"
 SERVICE_NAMES = {"postgres": "PostgreSQL", "redis": "Redis", "kafka": "Kafka"}
 FAULT_TEXT = {
     "pause": "a worker frozen mid-flight (SIGSTOP/SIGCONT), like a long garbage-collection pause",
-    "partition": "a network partition: the fault proxy silently drops traffic to a service",
+    "partition": "a network partition: the fault proxy stops passing traffic to a service",
     "clock-skew": "a worker's clock set minutes away from the others'",
     "kill": "a worker killed with SIGKILL, mid-operation",
     "crash": "a worker killed at a named crash point, the worst possible moment",
@@ -65,8 +65,12 @@ def _interface(lab: LabInfo) -> str:
     return (ast.get_docstring(tree) or "").strip()
 
 
+def _page_title(lab: LabInfo) -> str:
+    return f"Lab {lab.slug[:2]}: {lab.title}"
+
+
 def _lab_page(lab: LabInfo) -> str:
-    out = [HEADER.format(source=f"labs/{lab.slug}/lab.toml"), f"# Lab {lab.slug[:2]}: {lab.title}\n"]
+    out = [HEADER.format(source=f"labs/{lab.slug}/lab.toml"), f"# {_page_title(lab)}\n"]
     out.append(f"Read the chapter first: [{lab.title}](../{lab.chapter}). It tells the failure "
                f"story this lab makes you live through.\n")
     out.append("## What you get\n")
@@ -79,7 +83,7 @@ def _lab_page(lab: LabInfo) -> str:
         out.append(f"- {names}: public tests you can read and run.")
     out.append("")
     out.append("## Services and faults\n")
-    out.append("| | |\n|---|---|")
+    out.append("| | what |\n|---|---|")
     out.append("| Services | " + (", ".join(SERVICE_NAMES.get(s, s) for s in lab.services)
                                    or "none") + " |")
     for f in lab.faults:
@@ -89,11 +93,11 @@ def _lab_page(lab: LabInfo) -> str:
                    + ", ".join(f"`{a}`" for a in lab.taught_anomalies) + " |")
     out.append("")
     out.append("## Run it\n")
-    out.append("```bash\nsplitbrain start                       # services, JupyterLab and this "
-               f"book\n# open labs/{lab.slug}/{lab.notebook}, run it, read the picture, fix "
-               f"{lab.component}\nsplitbrain check {lab.slug}      # grade your fix under the "
-               f"faults, get the next hint\nsplitbrain hint {lab.slug}       # the next hint "
-               f"without grading\n```\n")
+    out.append("```bash\n"
+               "splitbrain start            # services, JupyterLab and this book\n"
+               f"# open labs/{lab.slug}/{lab.notebook}, run it, then fix {lab.component}\n"
+               f"splitbrain check {lab.slug}   # grade your fix; shows the next hint\n"
+               f"splitbrain hint {lab.slug}    # the next hint, without grading\n```\n")
     doc = _interface(lab)
     if doc:
         out.append("## The interface\n")
@@ -124,8 +128,8 @@ def _index(labs: list[LabInfo]) -> str:
 def _nav(labs: list[LabInfo]) -> str:
     lines = [NAV_BEGIN, "  - Labs:\n", "      - labs/index.md\n"]
     for lab in labs:
-        title = lab.title.replace('"', "'")
-        lines.append(f'      - "{lab.slug[:2]} {title}": labs/{lab.slug}.md\n')
+        title = _page_title(lab).replace('"', "'")
+        lines.append(f'      - "{title}": labs/{lab.slug}.md\n')
     lines.append(NAV_END)
     return "".join(lines)
 
