@@ -49,7 +49,9 @@ def test_redis_replica_failover_kills_the_primary_and_promotes_the_replica():
 def test_postgres_replay_pause_freezes_the_standby_until_healed():
     from splitbrain.services.private import spawn_postgres
     table = f"t_{uuid.uuid4().hex[:8]}"
-    with spawn_postgres() as pg, pg.standby() as sb:
+    # synchronous commit: a committed row's WAL is written before COMMIT returns, so "caught up"
+    # (replayed up to the primary's WAL position) includes it
+    with spawn_postgres(settings={"synchronous_commit": "on"}) as pg, pg.standby() as sb:
         with psycopg.connect(pg.url, autocommit=True) as c:
             c.execute(f"CREATE TABLE {table} (n int)")
             c.execute(f"INSERT INTO {table} VALUES (1)")
