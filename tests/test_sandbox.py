@@ -134,8 +134,8 @@ def test_learner_exceptions_come_back_as_remote_errors(worker, ns):
 
 def test_timeout_kills_the_worker(worker):
     h = History()
-    w = worker(history=h, limits=Limits(call_timeout_s=0.5))
-    with pytest.raises(CallTimeout, match="did not answer within 0.5 s"):
+    w = worker(history=h, limits=Limits(call_timeout_s=2))
+    with pytest.raises(CallTimeout, match="did not answer within 2 s"):
         w.call("hang")
     assert h.events[-1].type == "info"
     with pytest.raises(WorkerDied):

@@ -79,6 +79,7 @@ class Worker:
         self._proc: subprocess.Popen | None = None
         self._lock = threading.Lock()
         self._pending: dict[int, tuple[Future, str, Any]] = {}
+        self._calls: list[list] = []  # calls in flight, in order: [future, method, timer]
         self._next = 0
         self._dead: WorkerDied | None = None
         self.names: list[str] = []
@@ -177,6 +178,11 @@ class Worker:
         shutil.rmtree(self._dir, ignore_errors=True)
 
     def _terminate(self) -> None:
+        with self._lock:
+            for entry in self._calls:
+                if entry[2] is not None:
+                    entry[2].cancel()
+            self._calls.clear()
         if self._proc is None:
             return
         self._signal(signal.SIGKILL)
@@ -248,12 +254,20 @@ class Worker:
             self._complete(inv, "info", {"error": "WorkerDied", "message": str(e).splitlines()[0]})
             out.set_exception(e)
             return out
-        timer = threading.Timer(self.limits.call_timeout_s, self._on_timeout, args=(fut, method))
-        timer.daemon = True
-        timer.start()
+        entry: list = [fut, method, None]
+        with self._lock:
+            self._calls.append(entry)
+            if len(self._calls) == 1:
+                self._arm(entry)
 
         def done(f: Future) -> None:
-            timer.cancel()
+            with self._lock:
+                if entry[2] is not None:
+                    entry[2].cancel()
+                if entry in self._calls:
+                    self._calls.remove(entry)
+                if self._calls and self._calls[0][2] is None:
+                    self._arm(self._calls[0])
             exc = f.exception()
             if exc is None:
                 value = self._wrap(f.result())
@@ -271,6 +285,15 @@ class Worker:
 
         fut.add_done_callback(done)
         return out
+
+    def _arm(self, entry: list) -> None:
+        """Start the clock of the call at the head of the queue: the worker runs calls one at a
+        time, so a call's time limit counts from when the worker could start it."""
+        timer = threading.Timer(self.limits.call_timeout_s, self._on_timeout,
+                                args=(entry[0], entry[1]))
+        timer.daemon = True
+        entry[2] = timer
+        timer.start()
 
     def _wrap(self, value: Any) -> Any:
         if isinstance(value, dict):

@@ -27,7 +27,8 @@ class Limits:
 
     memory_mb: address-space limit (RLIMIT_AS) in MiB; a Python worker with redis, psycopg and
         a librdkafka client uses ~250 MiB of address space, so keep this >= 384.
-    call_timeout_s: a call that has not answered after this long is a CallTimeout and the worker
+    call_timeout_s: a call that has not answered this long after the worker could start it (calls
+        run one at a time, so queued calls wait their turn first) is a CallTimeout and the worker
         is killed.
     start_timeout_s: time allowed to start and import the component.
     open_files: RLIMIT_NOFILE.
