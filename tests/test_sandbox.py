@@ -181,7 +181,7 @@ def test_clock_skew_and_crash_points(worker):
     assert t.now() - before > 3000
     assert w.call("crash") == "alive"
     w.arm_crash("boom")
-    with pytest.raises(WorkerDied, match="SIGKILL"):
+    with pytest.raises(WorkerDied, match="SIGKILL at crash point 'boom'"):
         w.call("crash")
 
 

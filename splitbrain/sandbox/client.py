@@ -90,7 +90,12 @@ class Worker:
             raise
 
     # -- lifecycle --------------------------------------------------------------------------
+    @property
+    def _crash_report(self) -> Path:
+        return self._dir / "crash-report"
+
     def _start(self) -> None:
+        self._crash_report.unlink(missing_ok=True)
         shutil.copyfile(self.component_path, self._dir / f"{self.module}.py")
         os.chmod(self._dir / f"{self.module}.py", 0o644)
         req_r, req_w = os.pipe()
@@ -98,7 +103,8 @@ class Worker:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self._dir),
                "LANG": "C.UTF-8", "PYTHONHASHSEED": str(hash_seed(self.seed, self.name)),
                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "MALLOC_ARENA_MAX": "2",
-               "TMPDIR": str(self._dir), **{k: str(v) for k, v in self.env.items()}}
+               "TMPDIR": str(self._dir), "SPLITBRAIN_CRASH_REPORT": str(self._crash_report),
+               **{k: str(v) for k, v in self.env.items()}}
         found = interpreter(self._slot.uid is not None)
         if found is None:  # nobody else can run Python here: run as the grader's user
             self._slot.release()
@@ -358,6 +364,11 @@ class Worker:
         how = (f"killed by signal {signal.Signals(-rc).name}" if rc is not None and rc < 0 else
                f"exited with status {rc}" if rc is not None else "stopped answering")
         hint = " (memory limit?)" if rc is not None and rc < 0 and -rc in (6, 11) else ""
+        try:
+            point = self._crash_report.read_text().split()[0]
+            hint = f" at crash point {point!r} (armed by the test)"
+        except (OSError, IndexError):
+            pass
         return WorkerDied(f"worker {self.name} died: {how}{hint}", rc, self.log_tail())
 
     def _read_loop(self, proc: subprocess.Popen, stream) -> None:
