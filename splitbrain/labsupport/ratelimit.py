@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 SLUG = "05-rate-limiting"
 LIMIT = 10                   # requests per client ...
 WINDOW_S = 2.0               # ... in any window of this many seconds
-TIMEOUT_S = 0.25             # what each limiter is told to spend on Redis, at most, per round trip
+TIMEOUT_S = 0.5              # what each limiter is told to spend on Redis, at most, per round trip
 BOUND_S = TIMEOUT_S + 1.0    # what the grader allows a decision to take (network and scheduling)
 CALL_TIMEOUT_S = 3.0         # a call still unanswered after this is hung: the worker is killed
 
