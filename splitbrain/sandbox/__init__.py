@@ -8,7 +8,8 @@ fut = lock.acquire.async_()    # concurrent from the grader's side; the worker r
 w.pause(); w.resume(); w.kill(); w.restart(); w.skew_clock(2.0); w.arm_crash("after_commit")
 ```
 """
-from splitbrain.sandbox.client import RemoteMethod, RemoteObject, Worker, hash_seed, spawn
+from splitbrain.sandbox.client import Worker, hash_seed, spawn
+from splitbrain.sandbox.remote import RemoteMethod, RemoteObject
 from splitbrain.sandbox.isolation import Limits
 from splitbrain.sandbox.protocol import CallTimeout, Ref, RemoteError, SandboxError, WorkerDied
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from splitbrain.sandbox.isolation import GID, Limits, UserSlot, interpreter, private_dir
 from splitbrain.sandbox.protocol import (CallTimeout, RemoteError, WorkerDied, dumps, encode)
+from splitbrain.sandbox.remote import RemoteMethod, RemoteObject
 
 # exceptions whose outcome is unknown (the operation may have happened): recorded as "info"
 _UNKNOWN_OUTCOME = ("Timeout", "ConnectionError", "OperationalError", "BrokenPipe",
@@ -26,33 +27,6 @@ def hash_seed(seed: int | str, name: str) -> int:
     """PYTHONHASHSEED for a worker: the same for the same test seed and worker name."""
     digest = hashlib.sha256(f"{seed}/{name}".encode()).digest()
     return int.from_bytes(digest[:4], "big") % 4294967295 + 1
-
-
-class RemoteMethod:
-    def __init__(self, worker: "Worker", obj: int | None, name: str) -> None:
-        self._w, self._obj, self._name = worker, obj, name
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._w._call(self._obj, self._name, args, kwargs).result()
-
-    def async_(self, *args: Any, **kwargs: Any) -> Future:
-        """Send the call and return a Future at once (the worker still runs calls in order)."""
-        return self._w._call(self._obj, self._name, args, kwargs)
-
-
-class RemoteObject:
-    """An object living in a worker; attribute access gives remote methods."""
-
-    def __init__(self, worker: "Worker", handle: int, type_name: str = "") -> None:
-        self._sb_worker, self._sb_handle, self._sb_type = worker, handle, type_name
-
-    def __getattr__(self, name: str) -> RemoteMethod:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return RemoteMethod(self._sb_worker, self._sb_handle, name)
-
-    def __repr__(self) -> str:
-        return f"<remote {self._sb_type or 'object'} #{self._sb_handle} in {self._sb_worker.name}>"
 
 
 class Worker:
