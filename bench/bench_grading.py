@@ -5,7 +5,7 @@ submissions of one lab <= 5 min on 2 cores. Also printed: the cost of one sandbo
 and of one namespace, the per-test overheads the plugin adds.
 
     python bench/bench_grading.py [--lab 01-fencing-locks] [--runs 3] [--batch 20] [--jobs 2]
-                                  [--skip-verify]
+                                  [--skip-verify] [--verify-repeat 20]
 """
 from __future__ import annotations
 
@@ -56,6 +56,8 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=20, help="submissions in the batch run")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--skip-verify", action="store_true")
+    p.add_argument("--verify-repeat", type=int, default=0,
+                   help="run verify N more times and count distinct verdicts (target: 1)")
     args = p.parse_args()
     lab = find_lab(args.lab) if args.lab else discover_labs()[0]
     print(f"lab {lab.slug}")
@@ -72,6 +74,15 @@ def main() -> int:
         labs = discover_labs()
         t = timed(lambda: verify_labs(labs))
         print(f"verify of {len(labs)} labs:      {t:.1f} s (target <= 120 s)")
+    if args.verify_repeat:
+        labs = discover_labs()
+        seen = set()
+        for _ in range(args.verify_repeat):
+            proofs = verify_labs(labs)
+            seen.add(tuple((p.lab, p.proves, tuple((t.name, t.status) for t in p.broken.tests),
+                            tuple((t.name, t.status) for t in p.solution.tests)) for p in proofs))
+        print(f"{args.verify_repeat} reruns of verify: {len(seen)} distinct verdict(s) "
+              f"(target 1)")
 
     with tempfile.TemporaryDirectory() as tmp:
         subs = []
