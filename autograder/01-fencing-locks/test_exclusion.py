@@ -31,7 +31,7 @@ def test_05_release_by_a_former_holder_leaves_the_new_lease_alone(db, holder, mu
     must_acquire(c, 2.0, "b released the lock")
 
 
-@pytest.mark.points(20)
+@pytest.mark.points(15)
 @pytest.mark.faults("pause")
 def test_06_shared_counter_ends_exact_when_a_holder_stalls(db, holder, must_acquire, history):
     straggler = holder("s", ttl_ms=300)
