@@ -152,3 +152,28 @@ def test_parallel_processes_claim_distinct_namespaces(services, tmp_path):
     assert all(p.returncode == 0 for p in ps), [err for _, err in results]
     names = [n for out, _ in results for n in json.loads(out)]
     assert len(names) == len(set(names)) == 24
+
+
+def test_namespaces_of_a_dead_owner_are_swept(services):
+    import subprocess
+    import sys
+    code = ("import sys, psycopg\n"
+            "from splitbrain.services import Endpoints, open_namespace\n"
+            "ep = Endpoints(postgres_url=sys.argv[1], backends={'postgres': 'embedded'})\n"
+            "ns = open_namespace(ep)\n"
+            "with psycopg.connect(ns.pg_url, autocommit=True) as c:\n"
+            "    c.execute('create table t(x int)')\n"
+            "print(ns.name, flush=True)\n"
+            "import os; os._exit(0)\n")           # dies without dropping its namespace
+    out = subprocess.run([sys.executable, "-c", code, services.postgres_url],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    leaked = out.stdout.strip()
+    if services.backends.get("postgres") != "embedded":
+        return  # pids of another machine's server mean nothing here: never swept
+    open_namespace(services).drop()       # any namespace traffic runs the sweep
+    with psycopg.connect(services.postgres_url, autocommit=True) as c:
+        def gone() -> bool:
+            return c.execute("select count(*) from pg_database where datname in (%s, %s)",
+                             (leaked, f"sbtrash_{leaked}")).fetchone() == (0,)
+        assert procs.wait_until(gone, 30)

@@ -5,6 +5,7 @@ group names, so parallel gradings never see each other's data.
 Learner code only ever receives ``ns.pg_url`` / ``ns.redis_url`` (the restricted ones)."""
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import threading
@@ -20,6 +21,7 @@ _admin_redis: dict[str, object] = {}
 _templates_ready: set[str] = set()
 _maintaining: set[str] = set()
 _pending: set[str] = set()
+_local_servers: set[str] = set()   # admin URLs of embedded servers (their pids are ours to judge)
 POOL_SIZE = 4
 
 
@@ -201,6 +203,8 @@ def open_namespace(ep, name: str | None = None) -> Namespace:
     ns = Namespace(name=name, prefix=f"{name}:", kafka_bootstrap=ep.kafka_bootstrap)
     try:
         if ep.postgres_url:
+            if getattr(ep, "backends", {}).get("postgres") == "embedded":
+                _local_servers.add(ep.postgres_url)
             _open_pg(ns, ep.postgres_url)
         if ep.redis_url:
             _open_redis(ns, ep.redis_url)
@@ -232,10 +236,31 @@ def _open_pg_once(ns: Namespace, admin_url: str) -> None:
             conn.execute(role)
             conn.execute(f'CREATE DATABASE "{ns.name}" TEMPLATE "{TEMPLATE_DB}" OWNER "{ns.name}" '
                          f'STRATEGY FILE_COPY')
-            conn.execute(f'REVOKE CONNECT ON DATABASE "{ns.name}" FROM PUBLIC')
+            conn.execute(f'REVOKE CONNECT ON DATABASE "{ns.name}" FROM PUBLIC; {_owner_sql(ns.name)}')
     _maintain_soon(admin_url)
     ns.pg_url = _with_credentials(admin_url, ns.name, password, ns.name)
     ns.pg_admin_url = _with_db(admin_url, ns.name)
+
+
+def _owner_sql(name: str) -> str:
+    """Records which process owns the namespace, so a dead owner's leftovers can be swept."""
+    from . import procs
+    return (f"COMMENT ON DATABASE \"{name}\" IS "
+            f"'splitbrain-owner {os.getpid()} {procs.start_time(os.getpid())}'")
+
+
+def _sweep_dead_owners(c, admin_url: str) -> None:
+    """Discard namespaces whose owning process died before dropping them (SIGKILL, a crash).
+    Only for servers on this machine's embedded backend, where a pid means something."""
+    from . import procs
+    rows = c.execute("select d.datname, s.description from pg_database d "
+                     "join pg_shdescription s on s.objoid = d.oid "
+                     "where d.datname like 'sb\\_%%' "
+                     "and s.description like 'splitbrain-owner %%'").fetchall()
+    for db, desc in rows:
+        _, pid, started = desc.split(" ", 2)
+        if not procs.is_same_process(int(pid), None if started == "None" else started):
+            _discard(c, admin_url, db)
 
 
 def _claim_pooled(conn, name: str, role_sql: str) -> bool:
@@ -248,7 +273,7 @@ def _claim_pooled(conn, name: str, role_sql: str) -> bool:
     for (db,) in rows:
         try:
             conn.execute(f'{role_sql}; ALTER DATABASE "{db}" RENAME TO "{name}"; '
-                         f'ALTER DATABASE "{name}" OWNER TO "{name}"')
+                         f'ALTER DATABASE "{name}" OWNER TO "{name}"; {_owner_sql(name)}')
         except (errors.InvalidCatalogName, errors.ObjectInUse):
             continue
         return True
@@ -274,8 +299,10 @@ def _discard(conn, admin_url: str, name: str) -> None:
     conn.execute(f'DROP ROLE IF EXISTS "{name}"')
 
 
-def _maintain_once(c) -> None:
+def _maintain_once(c, admin_url: str, sweep: bool) -> None:
     import psycopg
+    if sweep:
+        _sweep_dead_owners(c, admin_url)
     for (db,) in c.execute("select datname from pg_database "
                            "where datname like 'sbtrash\\_%%'").fetchall():
         try:
@@ -302,7 +329,7 @@ def _maintain(admin_url: str) -> None:
                         _maintaining.discard(admin_url)
                         return
                     _pending.discard(admin_url)
-                _maintain_once(c)
+                _maintain_once(c, admin_url, admin_url in _local_servers)
     except Exception:
         pass  # an optimisation only: open_namespace can create databases itself
     with _lock:
