@@ -1,7 +1,6 @@
 """Correct: GCRA (one theoretical arrival time per client) in Lua on Redis TIME; fails open."""
 from __future__ import annotations
 
-import os
 
 import redis
 from redis.backoff import NoBackoff

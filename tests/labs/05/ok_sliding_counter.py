@@ -1,7 +1,6 @@
 """Correct: Cloudflare's sliding-window counter approximation in Lua on Redis TIME; fails closed."""
 from __future__ import annotations
 
-import os
 
 import redis
 from redis.backoff import NoBackoff

@@ -1,7 +1,6 @@
 """Correct: token bucket (capacity = limit, refill limit/window_s) in Lua on Redis TIME; fails closed."""
 from __future__ import annotations
 
-import os
 
 import redis
 from redis.backoff import NoBackoff

@@ -1,7 +1,6 @@
 """Subtly wrong: atomic INCR, Redis TIME, TTLs, timeouts -- but a fixed window (boundary burst)."""
 from __future__ import annotations
 
-import os
 
 import redis
 from redis.backoff import NoBackoff
