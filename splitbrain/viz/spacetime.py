@@ -80,8 +80,9 @@ def spacetime(history: History, verdict: Any = None, *, highlight: Iterable[int]
                 if (kind, y) in labelled:
                     continue
                 labelled.add((kind, y))
-                ax.annotate(kind, (op.start + bar_w / 2, y - 0.3), xytext=(0, 5),
-                            textcoords="offset points", ha="center", fontsize=8,
+                x = op.start + bar_w / 2
+                ax.annotate(kind, (x, y - 0.3), xytext=(0, 5), textcoords="offset points",
+                            ha="right" if x > 0.85 * t_end else "center", fontsize=8,
                             color=ANOMALY_COLOR, fontweight="bold",
                             arrowprops={"arrowstyle": "-", "color": ANOMALY_COLOR, "lw": 0.8})
 
