@@ -261,3 +261,84 @@ def test_standalone_server_names_a_bad_api_address():
     out = subprocess.run([sys.executable, "-m", "splitbrain.faults.proxy", "--api", "nonsense"],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 2 and "HOST:PORT" in out.stderr
+
+
+@pytest.fixture
+def echo_addr():
+    """A tiny TCP echo server (a narrow seam for the proxy's own mechanics)."""
+    import socket
+    import threading
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+
+    def serve():
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+
+            def echo(c=conn):
+                with c:
+                    try:
+                        while data := c.recv(65536):
+                            c.sendall(data)
+                    except OSError:
+                        pass         # the proxy closed or reset the connection: a tested fault
+            threading.Thread(target=echo, daemon=True).start()
+    threading.Thread(target=serve, daemon=True).start()
+    yield srv.getsockname()
+    srv.close()
+
+
+def _roundtrip(port: int, payload: bytes = b"ping", timeout: float = 5.0) -> bytes:
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(payload)
+        got = b""
+        while len(got) < len(payload):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        return got
+
+
+def test_toxicity_zero_never_applies(echo_addr):
+    with FaultProxy() as fp:
+        fp.start(upstream=echo_addr)
+        fp.add("latency", toxicity=0.0, latency=5000)
+        start = time.monotonic()
+        assert _roundtrip(fp.port) == b"ping"
+        assert time.monotonic() - start < 5.0
+
+
+def test_toxic_update_and_api_errors(echo_addr):
+    server = ProxyServer()
+    try:
+        server.create({"name": "e", "upstream": f"{echo_addr[0]}:{echo_addr[1]}"})
+        server.add_toxic("e", {"name": "slow", "type": "latency", "attributes": {"latency": 10}})
+        status, body = server.handle("POST", "/proxies/e/toxics/slow",
+                                     {"attributes": {"latency": 20, "jitter": 5}})
+        assert status == 200 and body["attributes"] == {"latency": 20, "jitter": 5}
+        assert server.handle("GET", "/nowhere")[0] == 404
+        assert server.handle("DELETE", "/proxies/e/toxics/missing")[0] == 404
+        status, body = server.handle("POST", "/proxies/e/toxics",
+                                     {"type": "latency", "attributes": {"latncy": 5}})
+        assert status == 400 and "latncy" in body["error"]
+        status, body = server.handle("POST", "/populate", [{"name": "e", "upstream": "127.0.0.1:9"}])
+        assert status == 201 and server.get("e")["upstream"] == "127.0.0.1:9"
+        assert server.handle("DELETE", "/proxies/e")[0] == 204
+        assert server.proxies() == {}
+    finally:
+        server.close()
+
+
+def test_upstream_limit_data_and_slicer_on_a_byte_stream(echo_addr):
+    with FaultProxy() as fp:
+        fp.start(upstream=echo_addr)
+        with fp.slicer(average_size=3, size_variation=2, stream="upstream"):
+            assert _roundtrip(fp.port, b"x" * 1000) == b"x" * 1000
+        with fp.limit_data(10, stream="downstream"):
+            assert _roundtrip(fp.port, b"y" * 100) == b"y" * 10     # then the proxy closed it
