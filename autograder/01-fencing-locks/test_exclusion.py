@@ -42,7 +42,7 @@ def test_06_shared_counter_ends_exact_when_a_holder_stalls(db, holder, must_acqu
 
     def increments(h):
         for _ in range(INCREMENTS):
-            token = must_acquire(h, 10.0, "the others must get their turn")
+            token = must_acquire(h, 8.0, "the others must get their turn")  # < call timeout
             h.write(str(int(h.read() or 0) + 1), token)
             h.release()
 
