@@ -111,6 +111,7 @@ def test_a_record_naming_another_program_is_not_ours(isolated_home):
     from splitbrain.services import embedded
     stranger = subprocess.Popen(["sleep", "60"])
     try:
+        assert procs.wait_until(lambda: "sleep" in procs.cmdline(stranger.pid), 10)  # exec'd
         rec = {"pid": stranger.pid, "started": procs.start_time(stranger.pid), "cmd": "postgres"}
         assert not embedded.is_ours(rec)                 # right pid and start, wrong program
         assert embedded.is_ours({**rec, "cmd": "sleep"})
