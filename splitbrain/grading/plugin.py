@@ -38,7 +38,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="component to grade: a .py file or a notebook (default: the lab's own file)")
     g.addoption("--seed", type=int, default=DEFAULT_SEED, help="seed of the fault schedules")
     g.addoption("--sb-results", default=None, help="write per-test results as JSON here")
-    g.addoption("--sb-artifacts", default=None, help="folder for histories, pictures, logs")
+    g.addoption("--sb-artifacts", default=None, help="folder for histories, pictures, logs "
+                                                     "(default: <state dir>/artifacts)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -48,8 +49,10 @@ def pytest_configure(config: pytest.Config) -> None:
                                        "grades are published)")
     config._sb_results = {}  # type: ignore[attr-defined]
     art = config.getoption("--sb-artifacts")
-    config._sb_artifacts = Path(art) if art else Path(  # type: ignore[attr-defined]
-        tempfile.mkdtemp(prefix="splitbrain-artifacts-"))
+    if not art:  # a plain pytest run keeps its pictures and histories in the state dir
+        from splitbrain import paths
+        art = paths.state_dir() / "artifacts"
+    config._sb_artifacts = Path(art)  # type: ignore[attr-defined]
 
 
 def _lab_from_items(config: pytest.Config, paths: list[Path]):
