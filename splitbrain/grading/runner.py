@@ -39,6 +39,8 @@ def _private_tests(lab: LabInfo, include_public: bool, dest: Path) -> list[Path]
     if include_public:
         pub = dest / "public"
         pub.mkdir(exist_ok=True)
+        if (lab.lab_dir / "conftest.py").is_file():
+            shutil.copy2(lab.lab_dir / "conftest.py", pub / "conftest.py")
         for p in lab.public_tests():
             shutil.copy2(p, pub / p.name)
             files.append(pub / p.name)
