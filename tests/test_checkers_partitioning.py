@@ -126,6 +126,12 @@ def test_balance():
     assert "s0" in v.anomalies[0].message
     # a shard that holds nothing still counts towards the mean
     assert check_balance({"k": {"s0": "x"}}, ["s0", "s1"]).kinds() == ["imbalanced"]
+    # a new shard that was never given its share: 4 x 25 % and 0 % is 1.25x at most, but 0x
+    unused = {f"k{i}": {f"s{i % 4}": "x"} for i in range(400)}
+    v = check_balance(unused, ["s0", "s1", "s2", "s3", "s4"])
+    assert v.kinds() == ["imbalanced"]
+    assert [a.data["shard"] for a in v.anomalies] == ["s4"]
+    assert "at least 0.60x" in v.anomalies[0].message
 
 
 def test_placement_finds_keys_kept_off_the_shards():

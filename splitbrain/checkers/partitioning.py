@@ -196,7 +196,11 @@ def shard_counts(placement: Placement, shards: Iterable[str]) -> dict[str, int]:
 
 
 def check_balance(placement: Placement, shards: Iterable[str], epsilon: float = 0.4) -> Verdict:
-    """The fullest shard holds at most (1 + epsilon) times the mean number of keys."""
+    """Every shard holds between (1 - epsilon) and (1 + epsilon) times the mean number of keys.
+
+    The upper bound catches a hot shard (a range split on skewed keys, a ring with one point per
+    shard); the lower bound catches a shard that was added but never given its share.
+    """
     counts = shard_counts(placement, shards)
     if not counts:
         raise ValueError("check_balance needs at least one shard")
@@ -204,15 +208,20 @@ def check_balance(placement: Placement, shards: Iterable[str], epsilon: float = 
     mean = total / len(counts)
     anomalies = []
     if total:
+        listing = ", ".join(f"{s}={c}" for s, c in sorted(counts.items()))
         fullest = max(counts, key=lambda s: counts[s])
-        ratio = counts[fullest] / mean
-        if ratio > 1 + epsilon:
-            anomalies.append(Anomaly(
-                "imbalanced",
-                f"shard {fullest} holds {counts[fullest]} keys, {ratio:.2f}x the mean of "
-                f"{mean:.0f} (allowed up to {1 + epsilon:.2f}x); counts: "
-                + ", ".join(f"{s}={c}" for s, c in sorted(counts.items())),
-                (), {"counts": counts, "ratio": ratio}))
+        emptiest = min(counts, key=lambda s: counts[s])
+        for shard, bad, bound in ((fullest, counts[fullest] > (1 + epsilon) * mean, 1 + epsilon),
+                                  (emptiest, counts[emptiest] < (1 - epsilon) * mean,
+                                   1 - epsilon)):
+            if bad:
+                ratio = counts[shard] / mean
+                limit = "up to" if bound > 1 else "at least"
+                anomalies.append(Anomaly(
+                    "imbalanced",
+                    f"shard {shard} holds {counts[shard]} keys, {ratio:.2f}x the mean of "
+                    f"{mean:.0f} (allowed {limit} {bound:.2f}x); counts: {listing}",
+                    (), {"counts": counts, "ratio": ratio, "shard": shard}))
     return verdict("partitioning.balance", anomalies, counts=counts, total=total)
 
 
