@@ -29,7 +29,7 @@ def test_fixture_lab_fields_and_paths():
     assert isinstance(lab, LabInfo)
     assert (lab.slug, lab.number, lab.component, lab.module_name) == (
         "00-counter", 0, "counter.py", "counter")
-    assert lab.requires == ("Counter",) and lab.services == ("redis",)
+    assert lab.requires == ("Counter",) and lab.services == ("redis", "postgres")
     assert lab.taught_anomalies == ("lost-update",) and len(lab.hints) == 2
     assert lab.test_timeout_s == 30 and lab.call_timeout_s == 5 and lab.memory_mb == 512
     assert lab.component_path == FIXTURE.resolve() / "labs/00-counter/counter.py"
