@@ -5,8 +5,13 @@
 They use the same world as the hidden tests: the schema in a database of your own, a private
 Kafka broker behind a fault proxy, and your component running in sandboxed workers.
 """
+import pytest
+
 from splitbrain.grading import expect_valid
 from splitbrain.labsupport.outbox_world import world  # noqa: F401  (fixture)
+
+# Public tests are worth no points: they are here so you can see how the grader drives your code.
+pytestmark = pytest.mark.points(0)
 
 
 def test_orders_and_cancellations_reach_the_topic(world, history):
