@@ -48,4 +48,4 @@ def test_a_subtly_wrong_orchestrator_fails_for_its_mistake(variant, test, anomal
 @pytest.mark.slow
 def test_an_orchestrator_that_does_nothing_fails_every_test():
     out = grade(VARIANTS / "does_nothing.py")
-    assert "8 failed" in out.stdout and "passed" not in out.stdout, out.stdout[-3000:]
+    assert "9 failed" in out.stdout and "passed" not in out.stdout, out.stdout[-3000:]

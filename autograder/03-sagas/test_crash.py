@@ -40,7 +40,7 @@ def test_04_crash_while_compensating_then_recover(rig):
         when="before or right after", op="a compensation (refund, release)"))
 
 
-@pytest.mark.points(15)
+@pytest.mark.points(10)
 @pytest.mark.faults("kill", "duplicate")
 def test_08_the_same_booking_twice_books_once(rig):
     first = rig.order()

@@ -15,7 +15,7 @@ def test_01_orders_that_can_complete_are_booked(rig):
         "the parcel scheduled, and book() must answer 'done'."))
 
 
-@pytest.mark.points(15)
+@pytest.mark.points(10)
 def test_02_a_declined_step_undoes_the_steps_before_it(rig):
     rig.book("no-stock", rig.order(sku=SCARCE, qty=2), expect="compensated")
     rig.book("no-money", rig.order(account=POOR), expect="compensated")
