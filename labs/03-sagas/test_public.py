@@ -6,8 +6,13 @@ They use the same world as the hidden tests: the participants (inventory, paymen
 their own schemas in a database of your own, and your Orchestrator running in a sandboxed worker
 that the grader may kill at any step. Verdicts come from the participants' ledgers.
 """
+import pytest
+
 from splitbrain.grading import expect_valid
 from splitbrain.labsupport.saga_rig import POOR, rig  # noqa: F401  (fixture)
+
+# Public tests are worth no points: they are here so you can see how the grader drives your code.
+pytestmark = pytest.mark.points(0)
 
 
 def test_an_order_that_can_complete_is_booked(rig):
