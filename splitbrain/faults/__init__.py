@@ -18,7 +18,8 @@ _LAZY = {
     "pause": "process", "resume": "process", "kill": "process", "restart": "process",
     "paused": "process",
     "Delivery": "delivery",
-    "FAULTS": "registry", "Fault": "registry", "make_fault": "registry",
+    "FAULTS": "registry", "Fault": "registry", "FaultError": "registry", "make_fault": "registry",
+    "ToxicError": "toxics",
     "Schedule": "schedule", "FaultEvent": "schedule", "Nemesis": "schedule",
 }
 __all__ = sorted(_LAZY)
