@@ -3,7 +3,7 @@
 Target: the relay (solutions/02-transactional-outbox/orders.py, ``Relay.run_once``) drains a full
 outbox at >= 0.5 of the rate at which a bare producer with the same settings (acks=all, idempotent,
 same keys and payloads) writes the same number of records. Run:
-    .venv/bin/python bench/bench_outbox.py [EVENTS] [BATCH]
+    .venv/bin/python bench/bench_outbox.py [EVENTS] [BATCH] [ROUNDS]
 Postgres comes from SPLITBRAIN_POSTGRES_URL or the kit's services; the broker is a private tansu.
 """
 from __future__ import annotations
@@ -89,30 +89,37 @@ def relay_drain(relay, n: int, batch: int) -> float:
 def main() -> int:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
     batch = int(sys.argv[2]) if len(sys.argv) > 2 else 5000
+    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 3
     ep = ensure_up(["postgres"])
     ns = open_namespace(ep)
     kafka = spawn_kafka()
     try:
         prepare(ns)
-        evs = events(n)
-        create_topic(kafka.bootstrap, "raw", 3)
-        create_topic(kafka.bootstrap, "relay", 3)
         create_topic(kafka.bootstrap, "raw-warm", 1)
-        raw = raw_produce(kafka.bootstrap, "raw", evs)
-        # warm the relay the same way: one event through it before the timed run
+        create_topic(kafka.bootstrap, "relay", 3)
+        # warm the relay the same way as the raw producer: one event through it, untimed
         the_relay = load_solution().Relay(lambda: connect(ns.pg_url), kafka.bootstrap, "relay")
         fill_outbox(ns.pg_admin_url, events(1))
         the_relay.run_once(1, 30.0)
-        fill_outbox(ns.pg_admin_url, evs)
-        relay = relay_drain(the_relay, n, batch)
+        raws, relays = [], []
+        for r in range(rounds):       # alternate, best of each: the machine may be shared
+            evs = events(n)
+            create_topic(kafka.bootstrap, f"raw-{r}", 3)
+            raws.append(raw_produce(kafka.bootstrap, f"raw-{r}", evs))
+            fill_outbox(ns.pg_admin_url, evs)
+            relays.append(relay_drain(the_relay, n, batch))
         got = read_topic(kafka.bootstrap, "relay", timeout_s=60)
+        raw, relay = max(raws), max(relays)
         ratio = relay / raw
-        print(f"events            {n} (relay batch {batch}, 3 partitions, tansu memory storage)")
-        print(f"raw produce       {raw:>10.0f} events/s")
-        print(f"outbox relay      {relay:>10.0f} events/s   ({ratio:.2f} of raw; target >= "
-              f"{TARGET})")
+        print(f"events            {n} per round, {rounds} rounds (relay batch {batch}, "
+              f"3 partitions, tansu memory storage)")
+        print(f"raw produce       {raw:>10.0f} events/s  (best; all: "
+              f"{', '.join(f'{x:.0f}' for x in raws)})")
+        print(f"outbox relay      {relay:>10.0f} events/s  (best; all: "
+              f"{', '.join(f'{x:.0f}' for x in relays)})")
+        print(f"relay / raw       {ratio:>10.2f}   (target >= {TARGET})")
         print(f"records on topic  {len(got.records)} (read to the end: {got.complete}; "
-              f"1 warm-up event)")
+              f"expected {n * rounds + 1} with the warm-up event)")
         return 0 if ratio >= TARGET else 1
     finally:
         kafka.stop()
