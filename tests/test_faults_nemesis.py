@@ -68,7 +68,8 @@ def test_bad_schedule_input_is_named(kwargs, message):
 def test_registry_names_and_bad_targets():
     for name in ("pause", "kill", "restart", "partition", "latency", "reset", "refuse",
                  "clock-skew", "clock-jump", "crash", "duplicate", "reorder", "delay",
-                 "replay-pause", "promote", "replica-failover", "broker-restart", "member-kill"):
+                 "replay-pause", "standby-lag", "promote", "replica-failover", "broker-restart",
+                 "member-kill"):
         assert name in FAULTS
     with pytest.raises(FaultError, match="unknown fault"):
         make_fault("meteor", 123)

@@ -96,3 +96,22 @@ def test_kafka_broker_restart_through_the_registry():
             assert got == b"after-restart"
         finally:
             cons.close()
+
+
+def test_postgres_standby_lag_hides_fresh_commits_until_healed():
+    from splitbrain.services.private import spawn_postgres
+    table = f"t_{uuid.uuid4().hex[:8]}"
+    with spawn_postgres(settings={"synchronous_commit": "on"}) as pg, pg.standby() as sb:
+        with psycopg.connect(pg.url, autocommit=True) as c:
+            c.execute(f"CREATE TABLE {table} (n int)")
+        assert sb.wait_caught_up(30)
+        n = Nemesis(History(), targets={"standby": sb})
+        fault = n.inject("standby-lag", "standby", ms=60_000)
+        with psycopg.connect(pg.url, autocommit=True) as c:
+            c.execute(f"INSERT INTO {table} VALUES (1)")
+        with psycopg.connect(sb.url, autocommit=True) as c:
+            assert c.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0   # a minute late
+        n.heal(fault)
+        assert sb.wait_caught_up(30)
+        with psycopg.connect(sb.url, autocommit=True) as c:
+            assert c.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 1

@@ -24,6 +24,7 @@ crash              ``arm_crash(name)``, else this process      arm ``point`` / d
 duplicate,         a ``Delivery``                              probability ``p`` / 0 and flush
 reorder, delay
 replay-pause       ``pause_replay()``/``resume_replay()``      standby stops applying WAL / resumes
+standby-lag        ``set_apply_delay(ms)``                     commits applied ``ms`` late / on time
 promote            ``promote()``                               standby/replica becomes primary
 replica-failover   ``promote()``; ``primary=`` to kill first   kill primary, promote replica
 =================  ==========================================  =====================================
@@ -298,6 +299,21 @@ class ReplayPause(Fault):
         self.target.resume_replay()
 
 
+class StandbyLag(Fault):
+    """Param ``ms`` (default 2000): the standby applies each commit that long after the primary."""
+    name, needs = "standby-lag", "set_apply_delay(ms) (a Postgres standby handle)"
+
+    def check(self) -> None:
+        if not hasattr(self.target, "set_apply_delay"):
+            self._fail()
+
+    def _inject(self) -> None:
+        self.target.set_apply_delay(int(self.params.get("ms", 2000)))
+
+    def _heal(self) -> None:
+        self.target.set_apply_delay(0)
+
+
 class Promote(Fault):
     name, needs = "promote", "promote() (a Postgres standby or Redis replica handle)"
 
@@ -329,7 +345,7 @@ class ReplicaFailover(Promote):
 FAULTS: dict[str, type[Fault]] = {cls.name: cls for cls in (
     Pause, Kill, MemberKill, Restart, BrokerRestart, Partition, Blackhole, Latency, Reset, Refuse,
     Bandwidth, Slicer, ClockSkew, ClockJump, ClockDrift, Crash, Duplicate, Reorder, Delay,
-    ReplayPause, Promote, ReplicaFailover)}
+    ReplayPause, StandbyLag, Promote, ReplicaFailover)}
 
 
 def make_fault(name: str, target: Any = None, **params: Any) -> Fault:
