@@ -76,7 +76,7 @@ class StandbyMixin:
     def lag_bytes(self) -> int:
         """WAL bytes the primary has written that this standby has not replayed yet."""
         with self.primary.connect() as p:
-            head = p.execute("select pg_current_wal_lsn()::text").fetchone()[0]
+            head = p.execute("select pg_current_wal_insert_lsn()::text").fetchone()[0]
         return int(self._one("select pg_wal_lsn_diff(%s::pg_lsn, pg_last_wal_replay_lsn())",
                              (head,)))
 
