@@ -49,7 +49,7 @@ def applied(ns: Any, key: str = RESOURCE_KEY) -> list[str]:
     """
     with psycopg.connect(ns.pg_admin_url, autocommit=True) as conn:
         rows = conn.execute(
-            "SELECT value FROM (SELECT DISTINCT ON (tx) seq, value FROM resource_audit "
+            "SELECT value FROM (SELECT DISTINCT ON (tx) seq, value FROM public.resource_audit "
             "WHERE key = %s ORDER BY tx, seq DESC) last_per_tx ORDER BY seq", (key,)).fetchall()
     return [r[0] for r in rows]
 
