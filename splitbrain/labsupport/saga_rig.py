@@ -211,8 +211,28 @@ class SagaRig:
         from splitbrain.checkers.saga_lab import STEPS, effects
         from splitbrain.labsupport.saga import COMPENSATION_OF
         from splitbrain.viz import saga_graph
-        fig = saga_graph(STEPS, effects(self.parts.ledger()), saga=saga_id,
-                         compensations=COMPENSATION_OF)
+        rows = self.parts.ledger()
+        title = None
+        if saga_id is not None and saga_id in self.orders:
+            v = check_saga_ledger([r for r in rows if r.saga_id == saga_id],
+                                  {saga_id: self.orders[saga_id]})
+            kinds = [k for k in v.kinds() if not k.endswith("-not-conserved")]
+            title = f"saga {saga_id!r}: " + (", ".join(kinds) if kinds else "no anomaly")
+        fx = effects(rows)
+        fig = saga_graph(STEPS, fx, saga=saga_id, compensations=COMPENSATION_OF, title=title)
+        ax = fig.axes[0]
+        seen: dict[tuple[str, str], int] = {}
+        for e in fx:
+            if saga_id is None or e["saga"] == saga_id:
+                k = (e["step"], e["action"])
+                seen[k] = seen.get(k, 0) + 1
+        for (step, action), n in seen.items():
+            if n > 1 and saga_id is not None:   # a step or compensation that took effect twice
+                x, y = STEPS.index(step) + 1, (1 if action == "do" else 0)
+                ax.plot([x], [y], marker="o", markersize=52, markerfacecolor="none",
+                        markeredgecolor="#c0392b", markeredgewidth=3, zorder=4)
+                ax.annotate(f"{n} times!", xy=(x, y - 0.3), ha="center", fontsize=9,
+                            color="#c0392b", fontweight="bold")
         if crash is not None:
             op, when = crash
             name = op.split(".")[-1]
@@ -221,9 +241,10 @@ class SagaRig:
                 x, y = STEPS.index(name) + 1, 1
             else:
                 x, y = STEPS.index(back[name]) + 1, 0
-            ax = fig.axes[0]
             dx = 0.32 if when == "after" else -0.32
-            ax.annotate(f"crash {when} {name}", xy=(x + dx, y + 0.18), ha="center",
+            if name not in STEPS:   # compensations run right to left
+                dx = -dx
+            ax.annotate(f"crash {when} {name}", xy=(x + dx, y + 0.2), ha="center", annotation_clip=False,
                         fontsize=9, color="#c0392b", fontweight="bold")
             ax.plot([x + dx], [y], marker="X", markersize=16, color="#c0392b", zorder=5)
         return fig
