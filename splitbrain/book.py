@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         out = stale(args.root)
         for p in out:
-            print(f"out of date: {p} (run `python -m splitbrain.book`)")
+            print(f"out of date: {p} (run `splitbrain book`)")
         return 1 if out else 0
     for p in write(args.root):
         print(f"wrote {p}")

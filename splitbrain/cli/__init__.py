@@ -10,6 +10,7 @@ import sys
 _GROUPS = [
     "splitbrain.cli.services_cmds",   # up, down, status, doctor, start
     "splitbrain.cli.grading_cmds",    # labs, check, grade, verify, reset, hint
+    "splitbrain.cli.book_cmds",       # book
 ]
 
 DESCRIPTION = """\
