@@ -210,3 +210,23 @@ def test_import_errors_fail_the_spawn(tmp_path):
     p.write_text("import not_a_module_anywhere\n")
     with pytest.raises(RemoteError, match="ModuleNotFoundError|No module named"):
         spawn(p, "x", {})
+
+
+def test_workers_spawned_without_waiting_start_together(component, tmp_path):
+    a = spawn(component, "a", {}, wait=False, log_dir=tmp_path)
+    b = spawn(component, "b", {}, wait=False, log_dir=tmp_path)
+    try:
+        assert a.pid > 0 and b.pid > 0
+        assert a.call("add", 1, 2) == 3 and "Thing" in b.ready().names
+    finally:
+        a.close()
+        b.close()
+    bad = tmp_path / "bad.py"
+    bad.write_text("raise RuntimeError('broken at import')\n")
+    w = spawn(bad, "c", {}, wait=False, log_dir=tmp_path)
+    try:
+        for _ in range(2):  # the import error answers every operation, not just the first
+            with pytest.raises(RemoteError, match="broken at import"):
+                w.call("anything")
+    finally:
+        w.close()

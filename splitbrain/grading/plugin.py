@@ -138,7 +138,8 @@ def spawn(request: pytest.FixtureRequest, lab, component, services, ns, history,
                           limits or Limits(memory_mb=lab.memory_mb,
                                                   call_timeout_s=lab.call_timeout_s),
                           history=history if record else None, env=env, seed=seed,
-                          log_dir=ctx.artifact("-logs"), **{"module": lab.module_name, **kw})
+                          log_dir=ctx.artifact("-logs"),
+                          **{"module": lab.module_name, "wait": False, **kw})
         workers.append(w)
         return w
 

@@ -35,7 +35,7 @@ class Worker:
     def __init__(self, component_path: str | Path, name: str, resources: dict | None = None,
                  limits: Limits | None = None, history=None, env: dict | None = None,
                  seed: int | str = 0, log_dir: str | Path | None = None,
-                 module: str | None = None) -> None:
+                 module: str | None = None, wait: bool = True) -> None:
         self.component_path = Path(component_path).resolve()
         if not self.component_path.is_file():
             raise FileNotFoundError(f"component not found: {self.component_path}")
@@ -57,6 +57,7 @@ class Worker:
         self._next = 0
         self._dead: WorkerDied | None = None
         self.names: list[str] = []
+        self._eager = wait
         try:
             self._start()
         except BaseException:  # the component failed to import: nothing may stay behind
@@ -107,8 +108,19 @@ class Worker:
         fut = self._send({"op": "init", "component": str(self._dir / f"{self.module}.py"),
                           "module": self.module, "resources": self.resources,
                           "limits": self.limits.to_wire(self._slot.uid is not None)})
-        info = self._wait(fut, self.limits.start_timeout_s, "start")
-        self.names = info.get("names", [])
+        self._init: Future | None = fut
+        if self._eager:
+            self.ready()
+
+    def ready(self) -> "Worker":
+        """Wait until the worker has started and imported the component (a RemoteError if the
+        import failed, every time it is asked). Every operation waits for this first, so workers
+        spawned one after the other start at the same time."""
+        if self._init is not None:
+            info = self._wait(self._init, self.limits.start_timeout_s, "start")
+            self.names = info.get("names", [])
+            self._init = None
+        return self
 
     @property
     def pid(self) -> int:
@@ -186,11 +198,13 @@ class Worker:
     # -- faults inside the worker --------------------------------------------------------------
     def skew_clock(self, seconds: float, record: bool = True) -> dict:
         """Put the worker's Clock ``seconds`` away from real time (positive = ahead)."""
+        self.ready()
         self._fault("clock-skew", "start", record, offset=seconds)
         return self._wait(self._send({"op": "set_clock_offset", "seconds": seconds}),
                           self.limits.call_timeout_s, "set_clock_offset")
 
     def jump_clock(self, seconds: float, monotonic: bool = False, record: bool = True) -> dict:
+        self.ready()
         self._fault("clock-jump", "start", record, step=seconds, monotonic=monotonic)
         return self._wait(self._send({"op": "jump_clock", "seconds": seconds,
                                       "monotonic": monotonic}),
@@ -198,15 +212,18 @@ class Worker:
 
     def arm_crash(self, name: str, after: int = 0) -> None:
         """Make ``crash_point(name)`` kill this worker after ``after`` more passes (0: the next hit)."""
+        self.ready()
         self._wait(self._send({"op": "arm_crash", "name": name, "after": after}),
                    self.limits.call_timeout_s, "arm_crash")
 
     def ping(self) -> dict:
+        self.ready()
         return self._wait(self._send({"op": "ping"}), self.limits.call_timeout_s, "ping")
 
     # -- calls ------------------------------------------------------------------------------
     def new(self, factory: str, *args: Any, **kwargs: Any) -> RemoteObject:
         """Build ``factory(*args, **kwargs)`` (a class or function of the component) in the worker."""
+        self.ready()
         fut = self._send({"op": "new", "factory": factory, "args": encode(list(args)),
                           "kwargs": encode(kwargs)})
         h = self._wait(fut, self.limits.call_timeout_s, f"new {factory}")
@@ -221,6 +238,7 @@ class Worker:
         return RemoteMethod(self, None, function)
 
     def _call(self, obj: int | None, method: str, args: tuple, kwargs: dict) -> Future:
+        self.ready()
         wire_args, wire_kwargs = encode(list(args)), encode(kwargs)
         inv = None
         if self.history is not None:
@@ -385,5 +403,6 @@ class Worker:
 def spawn(component_path: str | Path, name: str, resources: dict | None = None,
           limits: Limits | None = None, **kw: Any) -> Worker:
     """Start a sandboxed worker running ``component_path``. Keyword options: history, env, seed,
-    log_dir, module (the import name; default the file's stem)."""
+    log_dir, module (the import name; default the file's stem), wait (default True: return once
+    the component is imported; False: return at once, the first operation waits)."""
     return Worker(component_path, name, resources, limits, **kw)
