@@ -75,6 +75,7 @@ NET_TESTS = textwrap.dedent('''
     def test_proxy_partition_is_recorded(spawn, proxy, history, ns):
         p = proxy("redis")
         assert p.url != ns.redis_url and str(p.port) in p.url
+        assert p.url.rpartition("@")[0] == ns.redis_url.rpartition("@")[0]  # the test's user
         w = spawn("a", resources=p.resources)
         box = w.new("Box", Ref("redis", socket_timeout=0.5), ns.key("k"))
         assert box.bump() == 1

@@ -149,14 +149,16 @@ def spawn(request: pytest.FixtureRequest, lab, component, services, ns, history,
 
 
 @pytest.fixture
-def proxy(services, history, seed):
-    """``proxy("redis"|"postgres")`` puts a FaultProxy in front of the service; ``handle.url`` is the
-    service URL through the proxy, faults (``latency``, ``blackhole``, ...) are the proxy's."""
+def proxy(services, ns, history, seed):
+    """``proxy("redis"|"postgres")`` puts a FaultProxy in front of the service; ``handle.url`` is
+    this test's namespace URL (the restricted user) through the proxy, ``handle.resources`` the
+    same for ``spawn(resources=...)``; faults (``latency``, ``blackhole``, ...) are the proxy's."""
     from splitbrain.grading.proxies import ServiceProxy
     made = []
+    test_ns = ns
 
     def factory(service: str, ns=None):
-        p = ServiceProxy(service, services, ns, history, seed + len(made))
+        p = ServiceProxy(service, services, ns or test_ns, history, seed + len(made))
         made.append(p)
         return p
 
@@ -170,10 +172,9 @@ def nemesis(history, seed):
     from splitbrain.faults import Nemesis
     n = Nemesis(history=history, seed=seed)
     yield n
-    for name in ("heal_all", "stop", "close"):
+    for name in ("stop", "heal_all"):  # a running schedule stops, then every fault heals
         if hasattr(n, name):
             getattr(n, name)()
-            break
 
 
 # -- the per-test clock and the results ----------------------------------------------------------

@@ -41,9 +41,9 @@ class ServiceProxy:
                              f"behind a proxy must advertise the proxy's port: use a private broker)")
         self.service, self.history = service, history
         base = getattr(ns, _URL_KEY[service], None) if ns is not None else None
-        base = base or getattr(services, "redis_url" if service == "redis" else "postgres_url")
-        if not base:
-            raise ValueError(f"the lab's services do not include {service}")
+        if not base:  # never the admin URL: learner code only gets the namespace's user
+            raise ValueError(f"proxy({service!r}): this test's namespace has no {service}; list it "
+                             f"in lab.toml `services`")
         parts = urlsplit(base)
         self._proxy = FaultProxy(f"{service}-{seed}", seed=seed)
         self._proxy.start((parts.hostname, parts.port))
