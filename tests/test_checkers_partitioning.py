@@ -139,3 +139,23 @@ def test_placement_finds_keys_kept_off_the_shards():
     v = check_placement({"a": "1", "b": "2", "c": "3"}, placement)
     assert sorted(a.data["key"] for a in v.anomalies) == ["b", "c"]
     assert v.kinds() == ["unplaced-key"]
+
+
+def test_focus_keeps_every_anomaly_and_draws_only_a_few_keys():
+    from splitbrain.labsupport.partitioning import focus
+    h = History()
+    for i in range(10):
+        put(h, "a", f"k{i}", "1")
+    h.fault("add-shard", "s4")
+    for i in range(10):
+        get(h, "b", f"k{i}", None)
+    v = check_reads(h, {f"k{i}": {"s1": "1"} for i in range(10)})
+    assert len(v.anomalies) == 10
+    fv, sub = focus(v, h, keys_shown=2)
+    assert len(fv.anomalies) == 10 and fv.kinds() == v.kinds()
+    assert len(sub) == 2 * 4 + 1                    # two keys: put and get, invoke and ok; a fault
+    drawn = [a for a in fv.anomalies if a.events]
+    assert [a.data["key"] for a in drawn] == ["k0", "k1"]
+    for a in drawn:
+        assert {sub.events[i].process for i in a.events} == {"a", "b"}
+        assert all(kv_args(sub.events[i].value)[0] == a.data["key"] for i in a.events)
