@@ -91,6 +91,7 @@ class ShardedStore:
                                              socket_timeout=5)
         self._key = f"{prefix}topology"
         self._clients: dict[str, redis.Redis] = {}
+        self._scripts: dict[str, object] = {}
         self._map: dict | None = None
         initial = {"epoch": 1, "shards": dict(shards), "next": None}
         self._control.set(self._key, json.dumps(initial), nx=True)
@@ -110,11 +111,13 @@ class ShardedStore:
         if url not in self._clients:
             c = redis.Redis.from_url(url, decode_responses=True, socket_timeout=5)
             self._clients[url] = c
+            self._scripts[url] = c.register_script(_FENCED)   # EVALSHA, loaded on first use
         return self._clients[url]
 
     def _fenced(self, url: str, epoch: int, key: str, op: str, value: str = "") -> str | None:
+        self._shard(url)
         try:
-            return self._shard(url).eval(_FENCED, 2, FENCE, key, epoch, op, value)
+            return self._scripts[url](keys=[FENCE, key], args=[epoch, op, value])
         except redis.ResponseError as e:
             if str(e).startswith("STALE"):
                 raise StaleShardMap(int(str(e).split()[1])) from None
