@@ -1,5 +1,3 @@
-"""A key-value store spread over several Redis shards, with online rebalancing.
-
 # ---------------------------------------------------------------------------------------------
 # What to fix
 #
@@ -8,7 +6,7 @@
 #
 #   * Two processes do not agree on which shard holds a key, so a value written by one process
 #     is not found by another (the grader runs every worker with its own PYTHONHASHSEED, the way
-#     two gateway instances or two Python versions would).
+#     two instances of a service, or two Python versions, would).
 #   * Adding a fifth shard to four moves most of the keys instead of about a fifth of them; the
 #     shards should also hold about equal shares of the keys.
 #   * A write that lands while a rebalance is copying keys is lost when the rebalance switches
@@ -18,6 +16,7 @@
 # everything else. You may add classes and functions to this file; use only the standard library
 # and redis-py.
 # ---------------------------------------------------------------------------------------------
+"""A key-value store spread over several Redis shards, with online rebalancing.
 
 The contract (the grader calls exactly this):
 
