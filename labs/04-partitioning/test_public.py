@@ -19,8 +19,14 @@ pytestmark = pytest.mark.points(0)
 
 @pytest.fixture
 def shards():
+    """``shards(n)`` starts n private Redis servers, the shards s0 ... s(n-1)."""
     made = []
-    yield lambda n: made.append(part.Shards.start(n)) or made[-1]
+
+    def start(n):
+        made.append(part.Shards.start(n))
+        return made[-1]
+
+    yield start
     for s in made:
         s.close()
 
