@@ -224,4 +224,9 @@ def expect_reads(history, placement, hint: str):
     v = check_reads(history, placement)
     if v.valid is True:
         return v
-    return expect_valid(*focus(v, history), hint=hint)
+    focused, sub = focus(v, history)
+    keys = len({a.data.get("key") for a in v.anomalies})
+    shown = len({a.data.get("key") for a in focused.anomalies if a.events})
+    note = (f" (The picture and the event numbers above cover the operations on {shown} of the "
+            f"{keys} keys that went wrong; the full history is saved next to the report.)")
+    return expect_valid(focused, sub, hint=hint + note)
