@@ -92,10 +92,10 @@ def lock_steal_history(release_ok=True):
     ])
 
 
-def test_double_holder_after_a_foreign_release():
+def test_overlapping_holders_after_a_foreign_release():
     v = check_mutual_exclusion(lock_steal_history(), ttl_s={"a": 0.3, "b": 10, "c": 10})
-    assert v.kinds() == ["double-holder"]
-    assert v.anomalies[0].data == {"first": "b", "second": "c"}
+    assert v.kinds() == ["overlapping-holders"]
+    assert v.anomalies[0].data["holders"] == ["b", "c"]
 
 
 def test_expiry_then_new_holder_is_fine():

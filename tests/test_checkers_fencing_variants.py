@@ -22,7 +22,7 @@ CASES = {
     "ok_multi_exec_row_lock.py": (None, {}),
     "wrong_timestamp_tokens.py": ("test_03", {"test_03": "stale-write"}),
     "wrong_client_check.py": ("test_07", {"test_07": "stale-write"}),
-    "wrong_plain_del.py": ("test_05", {"test_05": "double-holder"}),
+    "wrong_plain_del.py": ("test_05", {"test_05": "overlapping-holders"}),
     "does_nothing.py": ("test_01 or test_06", {"test_01": "rejected-write",
                                                "test_06": "lost-update"}),
 }

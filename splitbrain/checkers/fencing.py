@@ -14,8 +14,9 @@ Three properties, each with the anomaly it reports:
   own stale write look fresh.
 * ``rejected-write`` (check_fenced_writes): the newest holder wrote and its value was never stored.
   (A store that refuses everything is safe and useless.)
-* ``double-holder`` (check_mutual_exclusion): two workers were granted the lock while the first
-  one's lease had certainly not run out and it had not released it.
+* ``overlapping-holders`` (``check_mutual_exclusion``, shared with every lock:
+  ``splitbrain.checkers.mutex``): two workers were granted the lock while the first one's lease
+  had certainly not run out and it had not released it.
 * ``lost-update`` (check_counter): a counter incremented under the lock skipped or repeated a value.
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from splitbrain.checkers.base import Anomaly, Verdict, verdict
+from splitbrain.checkers.mutex import check_mutual_exclusion
 from splitbrain.history import History, Operation
 
 __all__ = ["Lease", "Write", "leases", "writes", "check_fenced_writes", "check_mutual_exclusion",
@@ -179,38 +181,6 @@ def check_fenced_writes(history: History, applied: Iterable[str]) -> Verdict:
                 w.events, {"value": w.value}))
     return verdict("fenced-writes", anomalies, writes=len(all_writes), applied=len(applied),
                    leases=len(all_leases))
-
-
-def check_mutual_exclusion(history: History, ttl_s: dict[str, float] | float) -> Verdict:
-    """No two workers may be granted the lock while the first one certainly still held it.
-
-    A lease of ``ttl_s`` seconds granted to p by an acquire invoked at t runs until at least
-    t + ttl_s (the server set it no earlier than t). If q is granted the lock before that moment
-    and p has not released it, both hold it at once. ``ttl_s``: one lease length for every worker,
-    or one per worker name.
-    """
-    def ttl(p: str) -> float:
-        return ttl_s if isinstance(ttl_s, (int, float)) else float(ttl_s[p])
-
-    ops = history.operations()
-    releases = [op for op in ops if _name(op) == "release" and op.type == "ok"]
-    all_leases = leases(history)
-    anomalies = []
-    for p in all_leases:
-        until = p.invoked + ttl(p.holder)
-        for q in all_leases:
-            if q.generation <= p.generation or q.holder == p.holder or q.granted >= until:
-                continue
-            released = any(r.process == p.holder and r.start >= p.granted
-                           and (r.end or 0) <= q.invoked for r in releases)
-            if not released:
-                anomalies.append(Anomaly(
-                    "double-holder",
-                    f"{q.holder} was granted the lock at {q.granted:.3f} s while {p.holder}'s "
-                    f"lease (granted at {p.granted:.3f} s for {ttl(p.holder):g} s) was still "
-                    f"running and {p.holder} had not released it",
-                    p.events + q.events, {"first": p.holder, "second": q.holder}))
-    return verdict("mutual-exclusion", anomalies, leases=len(all_leases))
 
 
 def check_counter(applied: Sequence[str], start: int = 0) -> Verdict:

@@ -63,9 +63,11 @@ def check_fencing(writes: Iterable[Any]) -> Verdict:
     return verdict("fencing", anomalies, writes=n)
 
 
-def holds(history: History, ttl_s: float | None = None, acquire: str = "acquire",
-          release: str = "release") -> list[dict[str, Any]]:
-    """The certain holding intervals: dicts with process, start, end, token, events."""
+def holds(history: History, ttl_s: float | Mapping[str, float] | None = None,
+          acquire: str = "acquire", release: str = "release") -> list[dict[str, Any]]:
+    """The certain holding intervals: dicts with process, start, end, token, events.
+
+    ``ttl_s``: one lease length for every process, one per process name, or None (no expiry)."""
     ops = history.operations()
     out = []
     for i, op in enumerate(ops):
@@ -76,8 +78,9 @@ def holds(history: History, ttl_s: float | None = None, acquire: str = "acquire"
             if later.process == op.process and later.f in (release, acquire):
                 end = later.start
                 break
-        if ttl_s is not None:
-            end = min(end, op.start + ttl_s)
+        ttl = ttl_s.get(op.process) if isinstance(ttl_s, Mapping) else ttl_s
+        if ttl is not None:
+            end = min(end, op.start + ttl)
         token = op.result.get("token") if isinstance(op.result, Mapping) else op.result
         out.append({"process": op.process, "start": op.end, "end": end, "token": token,
                     "invoke": op.start,
@@ -85,11 +88,15 @@ def holds(history: History, ttl_s: float | None = None, acquire: str = "acquire"
     return out
 
 
-def check_mutual_exclusion(history: History, ttl_s: float | None = None,
+def check_mutual_exclusion(history: History,
+                           ttl_s: float | Mapping[str, float] | None = None,
                            acquire: str = "acquire", release: str = "release") -> Verdict:
-    """No two processes certainly hold the lock at the same time (see the module docstring)."""
-    if ttl_s is not None and ttl_s <= 0:
-        raise ValueError(f"ttl_s is the lease length in seconds (> 0) or None, got {ttl_s!r}")
+    """No two processes certainly hold the lock at the same time (see the module docstring).
+
+    ``ttl_s``: the lease length in seconds, one for all processes or one per process name."""
+    for t in (ttl_s.values() if isinstance(ttl_s, Mapping) else [ttl_s]):
+        if t is not None and t <= 0:
+            raise ValueError(f"ttl_s is the lease length in seconds (> 0) or None, got {ttl_s!r}")
     hs = holds(history, ttl_s, acquire, release)
     anomalies = []
     for a in hs:
