@@ -190,7 +190,8 @@ def load_lab(lab_dir: str | Path, root: str | Path | None = None) -> LabInfo:
         notebook=_field(data, "notebook", str, where, "lab.ipynb"),
         taught_anomalies=_field(data, "taught_anomalies", list, where, ()),
         hints=_field(data, "hints", list, where, ()), points=_field(data, "points", int, where, 0),
-        test_timeout_s=timeout, memory_mb=memory, call_timeout_s=call_timeout, root=Path(root).resolve())
+        test_timeout_s=timeout, memory_mb=memory, call_timeout_s=call_timeout,
+        root=Path(root).resolve())
 
 
 def discover_labs(root: str | Path | None = None) -> list[LabInfo]:
@@ -207,7 +208,7 @@ def discover_labs(root: str | Path | None = None) -> list[LabInfo]:
 
 
 def find_lab(name: str, root: str | Path | None = None) -> LabInfo:
-    """A lab by slug (``01-fencing-locks``), number (``01``, ``1``) or slug suffix (``fencing-locks``)."""
+    """A lab by slug (``01-fencing-locks``), number (``01``/``1``) or suffix (``fencing-locks``)."""
     labs = discover_labs(root)
     for lab in labs:
         if name in (lab.slug, lab.slug[3:]) or (name.isdigit() and int(name) == lab.number):

@@ -51,7 +51,8 @@ def test_invalid_verdict_explains_itself(tmp_path):
     assert "replay with --seed 42" in msg and "hint: check the token in the store" in msg
     assert ("anomalies", ["stale-write"]) in props
     pictures = [v for k, v in props if k == "picture"]
-    assert pictures and pictures[0].endswith("test_07_pause.svg") and f"picture: {pictures[0]}" in msg
+    assert pictures and pictures[0].endswith("test_07_pause.svg")
+    assert f"picture: {pictures[0]}" in msg
 
 
 def test_unknown_is_never_valid(tmp_path):

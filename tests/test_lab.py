@@ -1,4 +1,4 @@
-"""lab.toml -> LabInfo: fields, derived paths, discovery, and errors that name the file and field."""
+"""lab.toml -> LabInfo: fields, derived paths, discovery, errors that name the file and field."""
 from pathlib import Path
 
 import pytest

@@ -43,8 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", default="json,junit,gradescope,csv",
                    help="comma-separated: json, junit, gradescope, csv")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--repeat", type=int, default=1, help="grade each submission N times; the "
-                                                         "lowest score counts, disagreement is reported")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="grade each submission N times; the lowest score counts, disagreement "
+                        "is reported")
     p.set_defaults(func=cmd_grade)
 
     p = sub.add_parser("verify", help="prove each lab: broken fails for the taught reason, "

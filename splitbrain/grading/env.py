@@ -2,7 +2,8 @@
 
 When the services package offers ``ensure_up`` / ``open_namespace`` they are used as they are.
 A minimal stand-in covers a checkout whose services package is older: it reads the service URLs from
-``SPLITBRAIN_POSTGRES_URL`` / ``SPLITBRAIN_REDIS_URL`` / ``SPLITBRAIN_KAFKA_BOOTSTRAP`` and isolates a
+``SPLITBRAIN_POSTGRES_URL`` / ``SPLITBRAIN_REDIS_URL`` / ``SPLITBRAIN_KAFKA_BOOTSTRAP`` and
+isolates a
 test with its own database and key prefix.
 """
 from __future__ import annotations

@@ -12,7 +12,7 @@ _URL_KEY = {"redis": "redis_url", "postgres": "pg_url"}
 
 
 class _Recorded:
-    """Wraps a toxic handle so that removing it (or leaving its ``with``) records the fault's end."""
+    """Wraps a toxic handle: removing it (or leaving its ``with``) records the fault's end."""
 
     def __init__(self, owner: "ServiceProxy", fault: str, handle: Any) -> None:
         self._owner, self._fault, self._handle, self._open = owner, fault, handle, True
@@ -37,8 +37,9 @@ class ServiceProxy:
     def __init__(self, service: str, services, ns, history, seed: int) -> None:
         from splitbrain.faults.proxy import FaultProxy
         if service not in _URL_KEY:
-            raise ValueError(f"proxy() takes 'redis' or 'postgres', not {service!r} (a Kafka broker "
-                             f"behind a proxy must advertise the proxy's port: use a private broker)")
+            raise ValueError(f"proxy() takes 'redis' or 'postgres', not {service!r} (a Kafka "
+                             f"broker behind a proxy must advertise the proxy's port: use a "
+                             f"private broker)")
         self.service, self.history = service, history
         base = getattr(ns, _URL_KEY[service], None) if ns is not None else None
         if not base:  # never the admin URL: learner code only gets the namespace's user
@@ -71,8 +72,8 @@ class ServiceProxy:
             handle = method(*args, **kwargs)
             self._active.append(fault)
             if self.history is not None:
-                self.history.fault(fault, self.service, phase="start",
-                                   **{k: v for k, v in kwargs.items() if isinstance(v, (int, float, str))},
+                params = {k: v for k, v in kwargs.items() if isinstance(v, (int, float, str))}
+                self.history.fault(fault, self.service, phase="start", **params,
                                    **({"args": list(args)} if args else {}))
             return _Recorded(self, fault, handle)
         return inject

@@ -40,7 +40,8 @@ def summary(result: GradingResult, console=None, show_messages: bool = True) -> 
                 console.print(f"\n[bold]{t.name}[/bold] ({t.status})", highlight=False)
                 console.print(t.message, markup=False, highlight=False, soft_wrap=True)
                 if t.history:
-                    console.print(f"history: {t.history}", markup=False, highlight=False, soft_wrap=True)
+                    console.print(f"history: {t.history}", markup=False, highlight=False,
+                                  soft_wrap=True)
     total = f"score {result.score:g}/{result.max_score:g}"
     if result.infra_errors:
         total += f" ({result.infra_errors} test(s) not graded: services failed; run again)"

@@ -48,7 +48,8 @@ class Worker:
         self.module = module or self.component_path.stem
         self._slot = UserSlot()
         self._dir = private_dir(self._slot, f"sb-{name}-")
-        self.log_path = Path(log_dir or self._dir.parent / (self._dir.name + "-log")) / f"{name}.log"
+        logs = Path(log_dir) if log_dir else self._dir.parent / (self._dir.name + "-log")
+        self.log_path = logs / f"{name}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._proc: subprocess.Popen | None = None
         self._lock = threading.Lock()
@@ -211,7 +212,7 @@ class Worker:
                           self.limits.call_timeout_s, "jump_clock")
 
     def arm_crash(self, name: str, after: int = 0) -> None:
-        """Make ``crash_point(name)`` kill this worker after ``after`` more passes (0: the next hit)."""
+        """Make ``crash_point(name)`` kill this worker after ``after`` more passes (0: next hit)."""
         self.ready()
         self._wait(self._send({"op": "arm_crash", "name": name, "after": after}),
                    self.limits.call_timeout_s, "arm_crash")
@@ -222,7 +223,7 @@ class Worker:
 
     # -- calls ------------------------------------------------------------------------------
     def new(self, factory: str, *args: Any, **kwargs: Any) -> RemoteObject:
-        """Build ``factory(*args, **kwargs)`` (a class or function of the component) in the worker."""
+        """Build ``factory(*args, **kwargs)`` (a class or function of the component) there."""
         self.ready()
         fut = self._send({"op": "new", "factory": factory, "args": encode(list(args)),
                           "kwargs": encode(kwargs)})
@@ -277,8 +278,8 @@ class Worker:
                 self._complete(inv, "info" if unknown else "fail",
                                {"error": exc.type, "message": exc.message})
             else:
-                self._complete(inv, "info", {"error": type(exc).__name__,
-                                             "message": str(exc).splitlines()[0] if str(exc) else ""})
+                first = str(exc).splitlines()[0] if str(exc) else ""
+                self._complete(inv, "info", {"error": type(exc).__name__, "message": first})
             out.set_exception(exc)
 
         fut.add_done_callback(done)

@@ -25,7 +25,8 @@ class Ref:
     ``Ref("clock")``: the worker's Clock (the one the nemesis skews);
     ``Ref("redis_url")``, ``Ref("pg_url")``, ``Ref("kafka_bootstrap")`` or any other resource key:
     the plain value; ``Ref("splitbrain.labsupport.x:make_thing", option=1)``: the trusted helper
-    ``make_thing(resources, option=1)`` called inside the worker (modules under ``splitbrain.`` only).
+    ``make_thing(resources, option=1)`` called inside the worker (only modules under
+    ``splitbrain.``).
     """
 
     name: str

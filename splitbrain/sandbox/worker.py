@@ -47,7 +47,8 @@ class WorkerState:
         self.next_id = 1
         self.module = None
         self.component = init["component"]
-        self.module_name = init.get("module") or os.path.splitext(os.path.basename(self.component))[0]
+        stem = os.path.splitext(os.path.basename(self.component))[0]
+        self.module_name = init.get("module") or stem
         self._clock = None
 
     # -- resources ------------------------------------------------------------------------
@@ -122,7 +123,8 @@ class WorkerState:
         if isinstance(value, (list, tuple)):
             return [self.result(v) for v in value]
         if isinstance(value, dict):
-            return {str(k) if not isinstance(k, str) else k: self.result(v) for k, v in value.items()}
+            return {k if isinstance(k, str) else str(k): self.result(v)
+                    for k, v in value.items()}
         if value is None or isinstance(value, (str, int, float, bool)):
             return value
         return self.keep(value)
@@ -181,7 +183,7 @@ class WorkerState:
             if hasattr(mod, "arm"):
                 mod.arm(req["name"], after=req.get("after", 0))
                 return True
-        raise Failure("this kit has no crash points to arm (splitbrain.faults crash module missing)")
+        raise Failure("this kit has no crash points to arm (no splitbrain.faults.crash)")
 
     def op_ping(self, req: dict) -> Any:
         return {"pid": os.getpid()}
