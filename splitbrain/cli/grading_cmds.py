@@ -8,52 +8,102 @@ import sys
 import time
 from pathlib import Path
 
+from splitbrain.cli._help import parser
 from splitbrain.lab import LabError, discover_labs, find_lab
 
 
+LAB_HELP = "lab slug, number or name: 01-fencing-locks, 01, 1 or fencing-locks"
+SEED_HELP = ("seed of the fault schedules; the same seed replays the same faults at the same "
+             "moments (default 1)")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("labs", help="list the labs and your progress")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = parser(sub, "labs", "list the labs and your progress",
+               "Every lab under labs/ with its title, chapter and your progress (attempts, best "
+               "score, done).",
+               [("splitbrain labs", "a table"), ("splitbrain labs --json", "JSON only")])
+    p.add_argument("--json", action="store_true", help="print only JSON on stdout")
     p.set_defaults(func=cmd_labs)
 
-    p = sub.add_parser("check", help="grade your component of a lab and show the next hint")
-    p.add_argument("lab", help="lab slug or number, e.g. 01-fencing-locks or 1")
-    p.add_argument("--submission", help="file to grade instead of labs/LAB/<component> "
-                                        "(relative to the current folder; .py or .ipynb)")
-    p.add_argument("--watch", action="store_true", help="grade again every time the file changes")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument("--seed", type=int, default=1, help="seed of the fault schedules (default 1)")
+    p = parser(sub, "check", "grade your component of a lab and show the next hint",
+               "Grade your component (labs/LAB/<component>, or --submission) with the hidden "
+               "tests an instructor grades with, plus the lab's public tests, under injected "
+               "faults. Prints which guarantee broke, under which fault, the seed to replay it "
+               "and the picture of what happened, then the next hint. Exit 0 on full marks, 1 "
+               "when a test fails, 2 when the lab or the file cannot be used.",
+               [("splitbrain check 01", "grade labs/01-fencing-locks/lock.py"),
+                ("splitbrain check 01 --watch", "grade again on every save"),
+                ("splitbrain check 01 --submission lab.ipynb", "grade the notebook's "
+                                                               "`component` cells"),
+                ("splitbrain check 01 --seed 7", "another fault schedule")])
+    p.add_argument("lab", help=LAB_HELP)
+    p.add_argument("--submission", metavar="FILE",
+                   help="grade this .py component or .ipynb notebook instead of "
+                        "labs/LAB/<component> (a path relative to the current folder)")
+    p.add_argument("--watch", action="store_true",
+                   help="after grading, grade again every time the file changes (Ctrl-C stops)")
+    p.add_argument("--json", action="store_true",
+                   help="print only the result as JSON on stdout (score, tests, hint, progress)")
+    p.add_argument("--seed", type=int, default=1, help=SEED_HELP)
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("hint", help="show the next hint of a lab")
-    p.add_argument("lab")
+    p = parser(sub, "hint", "show the next hint of a lab",
+               "Show the next hint of a lab; each call reveals one more, the last one repeats. "
+               "`splitbrain check` shows them too after a failed attempt.",
+               [("splitbrain hint 01", "")])
+    p.add_argument("lab", help=LAB_HELP)
     p.set_defaults(func=cmd_hint)
 
-    p = sub.add_parser("reset", help="restore a lab's component to the handout (your version is "
-                                     "backed up first)")
-    p.add_argument("lab")
+    p = parser(sub, "reset", "restore a lab's component to the handout (your version is backed "
+                             "up first)",
+               "Put the lab's component back to the broken handout as shipped. Your current "
+               "version is copied to .splitbrain/backups/LAB/ first and its path is printed.",
+               [("splitbrain reset 01", "restore labs/01-fencing-locks/lock.py")])
+    p.add_argument("lab", help=LAB_HELP)
     p.set_defaults(func=cmd_reset)
 
-    p = sub.add_parser("grade", help="grade submissions (files, notebooks or folders) of a lab")
-    p.add_argument("lab")
-    p.add_argument("submissions", nargs="+", metavar="SUBMISSION")
-    p.add_argument("--jobs", type=int, default=2, help="submissions graded at once (default 2)")
-    p.add_argument("--out", default="grades", help="output folder (default ./grades); a batch "
-                                                   "that stopped resumes from it")
-    p.add_argument("--format", default="json,junit,gradescope,csv",
-                   help="comma-separated: json, junit, gradescope, csv")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--repeat", type=int, default=1,
-                   help="grade each submission N times; the lowest score counts, disagreement "
-                        "is reported")
+    p = parser(sub, "grade", "grade submissions (files, notebooks or folders) of a lab",
+               "Grade a class: each SUBMISSION is a .py component, a .ipynb notebook, or a "
+               "folder of them (or of one folder per learner). Each result is saved in "
+               "OUT/<submission>/result.json as soon as it is known, so a batch stopped with "
+               "Ctrl-C resumes where it was when run again with the same --out; unchanged "
+               "submissions are not graded twice. Reports are written to OUT at the end. A "
+               "submission that cannot be graded is reported as such and does not stop the "
+               "batch. Exit 0 when the batch completed, 1 when it was interrupted, 2 on bad "
+               "arguments.",
+               [("splitbrain grade 01 submissions/", "every file in the folder"),
+                ("splitbrain grade 01 alice.py bob.ipynb --out grades/", "two submissions"),
+                ("splitbrain grade 01 subs/ --jobs 2 --format csv", "only the gradebook")])
+    p.add_argument("lab", help=LAB_HELP)
+    p.add_argument("submissions", nargs="+", metavar="SUBMISSION",
+                   help=".py or .ipynb files, or folders holding them")
+    p.add_argument("--jobs", type=int, default=2,
+                   help="submissions graded at once (default 2; each uses about one CPU core)")
+    p.add_argument("--out", default="grades", metavar="FOLDER",
+                   help="output folder (default ./grades); a batch that stopped resumes from it")
+    p.add_argument("--format", default="json,junit,gradescope,csv", metavar="LIST",
+                   help="comma-separated reports to write: json (results.json), junit "
+                        "(junit.xml), gradescope (gradescope/<submission>/results.json), csv "
+                        "(gradebook.csv); default all four")
+    p.add_argument("--seed", type=int, default=1, help=SEED_HELP)
+    p.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="grade each submission N times; the lowest score counts and a "
+                        "disagreement between runs is reported (default 1)")
     p.set_defaults(func=cmd_grade)
 
-    p = sub.add_parser("verify", help="prove each lab: broken fails for the taught reason, "
-                                      "solution gets full marks")
-    p.add_argument("labs", nargs="*", metavar="LAB")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--repeat", type=int, default=1)
-    p.add_argument("--seed", type=int, default=1)
+    p = parser(sub, "verify", "prove each lab: broken fails for the taught reason, solution "
+                              "gets full marks",
+               "For each lab, grade the shipped broken component and the solution: the broken "
+               "one must lose points with the anomalies the lab teaches, the solution must get "
+               "full marks. Run it after changing a lab or the kit. Exit 0 when every lab proves "
+               "itself.",
+               [("splitbrain verify", "every lab"),
+                ("splitbrain verify 01 03 --repeat 3", "two labs, three times each")])
+    p.add_argument("labs", nargs="*", metavar="LAB", help="labs to prove (default: all)")
+    p.add_argument("--json", action="store_true", help="print only JSON on stdout")
+    p.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="grade each component N times to catch flaky verdicts (default 1)")
+    p.add_argument("--seed", type=int, default=1, help=SEED_HELP)
     p.add_argument("--jobs", type=int, default=2, help="gradings run at once (default 2)")
     p.set_defaults(func=cmd_verify)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import argparse
 import json
 
-
 from rich.console import Console
 from rich.table import Table
 
+from splitbrain.cli._help import parser
 from splitbrain.services import BACKENDS, SERVICES, ServiceError, down, ensure_up, status
 from splitbrain.services.external import redact
 
@@ -26,33 +26,68 @@ def _names(value: str | None) -> list[str] | None:
     return names
 
 
+BACKEND_HELP = ("where the services come from: embedded (child processes of the kit, no Docker), "
+                "external (the servers named by SPLITBRAIN_POSTGRES_URL, SPLITBRAIN_REDIS_URL, "
+                "SPLITBRAIN_KAFKA_BOOTSTRAP), docker (docker/compose.yaml; needs a running "
+                "engine). Default: SPLITBRAIN_BACKEND if set, else external for each service "
+                "whose variable is set, else embedded")
+ONLY_HELP = "comma-separated subset of " + ",".join(SERVICES) + " (default: all three)"
+
+
 def register(sub) -> None:
-    p = sub.add_parser("up", help="start Postgres, Redis and Kafka (they keep running)")
-    p.add_argument("--backend", choices=BACKENDS, help="default: external where URLs are "
-                   "configured, else embedded")
-    p.add_argument("--only", type=_names, metavar="NAMES", help="e.g. postgres,redis")
+    p = parser(sub, "up", "start Postgres, Redis and Kafka (they keep running)",
+               "Start the services the labs need and leave them running after the command "
+               "returns. Running `up` again reuses the running servers, their ports and "
+               "passwords. The first embedded start copies a Postgres cluster (a few seconds).",
+               [("splitbrain up", "all three; embedded unless URLs are set"),
+                ("splitbrain up --only redis", "just Redis"),
+                ("splitbrain up --backend external", "the servers in SPLITBRAIN_*_URL")])
+    p.add_argument("--backend", choices=BACKENDS, help=BACKEND_HELP)
+    p.add_argument("--only", type=_names, metavar="NAMES", help=ONLY_HELP)
     p.set_defaults(func=cmd_up)
 
-    p = sub.add_parser("down", help="stop the services `up` started")
-    p.add_argument("--only", type=_names, metavar="NAMES")
-    p.add_argument("--purge", action="store_true", help="also delete the kept embedded data")
+    p = parser(sub, "down", "stop the services `up` started",
+               "Stop the services `splitbrain up` started; external servers are never touched. "
+               "Embedded data is kept for the next `up` unless --purge is given.",
+               [("splitbrain down", "stop all three"),
+                ("splitbrain down --only kafka", "stop the broker only"),
+                ("splitbrain down --purge", "stop and delete the kept data")])
+    p.add_argument("--only", type=_names, metavar="NAMES", help=ONLY_HELP)
+    p.add_argument("--purge", action="store_true",
+                   help="also delete the kept embedded data (default: keep it)")
     p.set_defaults(func=cmd_down)
 
-    p = sub.add_parser("status", help="each service's backend, URL and health")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = parser(sub, "status", "each service's backend, URL and health",
+               "Each recorded service's backend, URL (password hidden in the table) and whether "
+               "it answers now. Exit 0 when every service answers, 1 otherwise.",
+               [("splitbrain status", "a table"),
+                ("splitbrain status --json", "JSON only, for scripts")])
+    p.add_argument("--json", action="store_true",
+                   help='print only JSON on stdout: {"services": {NAME: {"backend", "url", '
+                        '"healthy"}}}; the URLs include credentials')
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("doctor", help="what is missing on this machine, and how to fix it")
+    p = parser(sub, "doctor", "what is missing on this machine, and how to fix it",
+               "Check Python, the Postgres, Redis and Kafka binaries, JupyterLab, MkDocs, the "
+               "configured external servers and the Docker engine, and print the command that "
+               "fixes each problem. Exit 0 when nothing required is missing.",
+               [("splitbrain doctor", "")])
     p.set_defaults(func=cmd_doctor)
 
-    p = sub.add_parser("start", help="services up, JupyterLab on labs/, the book; Ctrl-C stops it")
-    p.add_argument("--backend", choices=BACKENDS)
+    p = parser(sub, "start", "services up, JupyterLab on labs/, the book; Ctrl-C stops it",
+               "The learner's main job: start the services, JupyterLab on labs/ and the book "
+               "served locally, print their addresses and run until Ctrl-C, which stops "
+               "JupyterLab, the book and the services this command started.",
+               [("splitbrain start", "everything"),
+                ("splitbrain start --no-book", "services and JupyterLab only"),
+                ("splitbrain start --check", "start, check that every part answers, stop")])
+    p.add_argument("--backend", choices=BACKENDS, help=BACKEND_HELP)
     p.add_argument("--no-lab", action="store_true", help="do not start JupyterLab")
     p.add_argument("--no-book", action="store_true", help="do not serve the book")
     p.add_argument("--exit-after", type=float, metavar="SECONDS",
-                   help="stop everything after this many seconds")
+                   help="stop everything after this many seconds (default: run until Ctrl-C)")
     p.add_argument("--check", action="store_true",
-                   help="start everything, check that it answers, stop, exit 0 if all answered")
+                   help="start everything, check that it answers, stop; exit 0 if all answered")
     p.set_defaults(func=cmd_start)
 
 
