@@ -213,5 +213,22 @@ def find_lab(name: str, root: str | Path | None = None) -> LabInfo:
     for lab in labs:
         if name in (lab.slug, lab.slug[3:]) or (name.isdigit() and int(name) == lab.number):
             return lab
-    known = ", ".join(l.slug for l in labs) or "none found"
-    raise LabError(f"no lab named {name!r}; labs: {known}")
+    if not labs:
+        where = Path(root) if root is not None else paths.project_root()
+        raise LabError(f"no lab named {name!r}: no labs found under {where / 'labs'} (run the "
+                       f"command inside the Split Brain checkout, or set SPLITBRAIN_ROOT to it)")
+    raise LabError(f"no lab named {name!r}{_suggest(name, labs)}; labs: "
+                   f"{', '.join(l.slug for l in labs)}")
+
+
+def _suggest(name: str, labs: list[LabInfo]) -> str:
+    """`` (did you mean 01-fencing-locks?)`` for a near miss or a part of a slug, else ``""``."""
+    import difflib
+    low = name.lower().strip()
+    close = [l.slug for l in labs if low and (low in l.slug or l.slug[3:] in low)]
+    for cand in difflib.get_close_matches(low, [l.slug for l in labs] + [l.slug[3:] for l in labs],
+                                          n=3, cutoff=0.6):
+        slug = next(l.slug for l in labs if cand in (l.slug, l.slug[3:]))
+        if slug not in close:
+            close.append(slug)
+    return f" (did you mean {' or '.join(close[:3])}?)" if close else ""
