@@ -1,5 +1,5 @@
-"""The book: generated lab pages are current, the site builds with --strict, and the lab-1 chapter
-renders in a real browser with its lab link resolving."""
+"""The book: generated lab pages are current, the site builds with --strict, the lab-1 chapter
+renders in a real browser with its lab link resolving, and diagrams render offline."""
 from __future__ import annotations
 
 import functools
@@ -87,7 +87,7 @@ def test_site_builds_strict_with_every_chapter_and_lab(site):
 
 @pytest.fixture(scope="module")
 def served(site):
-    handler = functools.partial(_QuietHandler, directory=str(site))
+    handler = functools.partial(_LightDomHandler, directory=str(site))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -108,6 +108,30 @@ def served_dir(url: str) -> Path:
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):  # keep the test output clean
         pass
+
+
+# Material draws each diagram into a *closed* shadow root, which --dump-dom cannot see. Pages served
+# under /light/ get one line first that makes attachShadow return the host element itself, so the
+# drawn <svg> lands inside the .mermaid element where the dumped DOM shows it.
+_LIGHT_DOM = b"<script>Element.prototype.attachShadow = function () { return this; };</script>"
+
+
+class _LightDomHandler(_QuietHandler):
+    def do_GET(self):
+        if not self.path.startswith("/light/"):
+            return super().do_GET()
+        self.path = self.path[len("/light"):]
+        path = Path(self.translate_path(self.path))
+        if path.is_dir():
+            path = path / "index.html"
+        if path.suffix != ".html" or not path.is_file():
+            return super().do_GET()
+        body = path.read_bytes().replace(b"<head>", b"<head>" + _LIGHT_DOM, 1)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
 
 def _chromium() -> str:
@@ -132,13 +156,11 @@ def test_chapter_renders_in_chromium_and_its_lab_link_resolves(served, tmp_path)
     dom = proc.stdout
     assert "<h1" in dom and "Locks and fencing tokens" in dom, \
         f"the chapter did not render; chromium said:\n{proc.stderr[-2000:]}"
-    # the built page marks the diagram for mermaid; in the browser, Material hands it to mermaid
-    # (loaded from a CDN: rendered to SVG when online, left as its source when offline)
     built = (served_dir(served) / "chapters" / "01-fencing-locks" / "index.html").read_text()
     assert re.search(r'<pre class="mermaid"><code>sequenceDiagram', built), \
         "the built chapter has no mermaid block"
-    assert "sequenceDiagram" in dom or 'aria-roledescription="sequence"' in dom, \
-        "the sequence diagram is missing from the rendered page"
+    assert "assets/javascripts/mermaid.min.js" in built, \
+        "the chapter does not load the vendored mermaid (extra_javascript in mkdocs.yml)"
     links = re.findall(r'href="([^"]*labs/01-fencing-locks/?[^"]*)"', dom)
     assert links, "the chapter has no link to its lab page"
     target = urllib.request.urljoin(url, links[0])
@@ -150,3 +172,21 @@ def test_chapter_renders_in_chromium_and_its_lab_link_resolves(served, tmp_path)
     shot = tmp_path / "chapter.png"
     _browser(tmp_path, "--window-size=1280,2000", f"--screenshot={shot}", url)
     assert shot.is_file() and shot.stat().st_size > 10_000, "chromium produced no screenshot"
+
+
+def test_mermaid_diagrams_render_offline_from_the_vendored_script(served, tmp_path):
+    """No network in the browser: every diagram must still become an SVG, which only the
+    vendored mermaid (docs/assets/javascripts/mermaid.min.js) can draw."""
+    pages = {"chapters/01-fencing-locks/": 1, "chapters/03-sagas/": 2}
+    for page, diagrams in pages.items():
+        proc = _browser(tmp_path, "--virtual-time-budget=10000", "--dump-dom",
+                        "--proxy-server=127.0.0.1:9", f"--proxy-bypass-list=127.0.0.1",
+                        f"{served}/light/{page}")
+        dom = proc.stdout
+        hosts = re.findall(r'<div class="mermaid">(.*?)</div>', dom, re.S)
+        drawn = [h for h in hosts if "<svg" in h]
+        assert len(drawn) >= diagrams, (
+            f"{page}: {len(drawn)} of {diagrams} mermaid diagrams rendered to SVG "
+            f"({len(hosts)} hosts); chromium said:\n{proc.stderr[-2000:]}")
+        assert "<code>sequenceDiagram" not in dom and "<code>stateDiagram" not in dom, \
+            f"{page}: a diagram is still shown as its source"
