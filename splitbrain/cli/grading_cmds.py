@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                "tests an instructor grades with, plus the lab's public tests, under injected "
                "faults. Prints which guarantee broke, under which fault, the seed to replay it "
                "and the picture of what happened, then the next hint. Exit 0 on full marks, 1 "
-               "when a test fails, 2 when the lab or the file cannot be used.",
+               "when a test fails, 2 when the lab or the file cannot be used, 3 when the "
+               "services do not answer (that attempt does not count).",
                [("splitbrain check 01", "grade labs/01-fencing-locks/lock.py"),
                 ("splitbrain check 01 --watch", "grade again on every save"),
                 ("splitbrain check 01 --submission lab.ipynb", "grade the notebook's "
@@ -69,8 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                "Ctrl-C resumes where it was when run again with the same --out; unchanged "
                "submissions are not graded twice. Reports are written to OUT at the end. A "
                "submission that cannot be graded is reported as such and does not stop the "
-               "batch. Exit 0 when the batch completed, 1 when it was interrupted, 2 on bad "
-               "arguments.",
+               "batch. Exit 0 when the batch completed, 130 when it was stopped with Ctrl-C, "
+               "2 on bad arguments.",
                [("splitbrain grade 01 submissions/", "every file in the folder"),
                 ("splitbrain grade 01 alice.py bob.ipynb --out grades/", "two submissions"),
                 ("splitbrain grade 01 subs/ --jobs 2 --format csv", "only the gradebook")])
@@ -144,49 +146,126 @@ def cmd_labs(args) -> int:
     return 0
 
 
+def _not_graded(result) -> str | None:
+    """Why a grading says nothing about the code (it could not run, or every test hit a service
+    failure), or None when it is a real verdict."""
+    if result.error:
+        return result.error
+    if result.tests and all(t.status == "infra_error" for t in result.tests):
+        seen: list[str] = []
+        for t in result.tests:
+            line = (t.message or "a service failed").removeprefix("infrastructure: ").strip()
+            if line not in seen:
+                seen.append(line)
+        return "\n".join(seen)
+    return None
+
+
 def _check_once(lab, submission: Path, args) -> int:
     from splitbrain import paths
     from splitbrain.grading import reports
-    from splitbrain.grading.handout import next_hint, record_attempt
+    from splitbrain.grading.handout import load_progress_for, next_hint, record_attempt
     from splitbrain.grading.runner import grade_submission
     out = paths.state_dir() / "check" / lab.slug
     result = grade_submission(lab, submission, args.seed, out, include_public=True)
+    why = _not_graded(result)
+    if why is not None:  # not the learner's attempt: no progress recorded, no hint spent
+        message = (f"{lab.slug} could not be graded, so this attempt does not count:\n{why}\n"
+                   f"Check the services with `splitbrain status` (or start them with `splitbrain "
+                   f"up`), then run `splitbrain check {lab.slug}` again.")
+        print(f"error: {message}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({**result.to_dict(), "graded": False, "error": message,
+                              "progress": load_progress_for(lab.slug), "hint": None}, indent=1))
+        return 3
     full = result.full_marks
     progress = record_attempt(lab.slug, result.score, result.max_score, full)
-    hint = None if full or result.error else next_hint(lab)
+    hint = None if full else next_hint(lab)
     if args.json:
-        print(json.dumps({**result.to_dict(), "progress": progress,
+        print(json.dumps({**result.to_dict(), "graded": True, "progress": progress,
                           "hint": hint[1] if hint else None}, indent=1))
-    else:
-        reports.summary(result)
-        if full:
-            print(f"\n{lab.slug} passes every test. On to the next lab: splitbrain labs")
-        elif hint:
-            print(f"\nhint {hint[0]}/{len(lab.hints)}: {hint[1]}")
-    return 0 if full else 1
+        return 0 if full else 1
+    reports.summary(result)
+    if full:
+        print(f"\n{lab.slug} passes every test. On to the next lab: splitbrain labs")
+        return 0
+    if hint:
+        print(f"\nhint {hint[0]}/{len(lab.hints)}: {hint[1]}")
+    if not args.watch:
+        print(f"\nnext: fix {_shown(submission)} and run `splitbrain check {lab.slug}` again "
+              f"(add --watch to re-check on every save).")
+    return 1
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _check_error(args, message: str, code: int = 2) -> int:
+    """An error of `check`: on stderr, and with --json also as JSON on stdout."""
+    print(f"error: {message}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"graded": False, "error": message}, indent=1))
+    return code
 
 
 def cmd_check(args) -> int:
-    lab = _lab(args.lab)
-    submission = Path(args.submission).resolve() if args.submission else lab.component_path
-    if not submission.exists():
-        print(f"error: {submission} does not exist", file=sys.stderr)
-        return 2
-    code = _check_once(lab, submission, args)
+    from splitbrain.grading.submissions import SubmissionError, component_file
+    try:
+        lab = find_lab(args.lab)
+    except LabError as e:
+        return _check_error(args, str(e))
+    if args.submission:
+        submission = Path(args.submission).expanduser().resolve()
+        if not submission.is_file():
+            what = "is a folder" if submission.is_dir() else "does not exist"
+            return _check_error(args, f"--submission {args.submission} {what} (looked for "
+                                      f"{submission}). Pass your component ({lab.component}) "
+                                      f"or notebook ({lab.notebook}); a relative path starts "
+                                      f"at the current folder.")
+    else:
+        submission = lab.component_path
+        if not submission.is_file():
+            return _check_error(args, f"{submission} is missing. `splitbrain reset {lab.slug}` "
+                                      f"puts the handout back.")
+    try:  # a submission that cannot be graded is the learner's to fix: say so before grading
+        with tempfile.TemporaryDirectory(prefix="splitbrain-check-") as tmp:
+            component_file(submission, lab, Path(tmp))
+    except SubmissionError as e:
+        code = _check_error(args, str(e))
+        if not args.watch:
+            return code
+    else:
+        code = _check_once(lab, submission, args)
     if not args.watch:
         return code
-    print(f"\nwatching {submission} (Ctrl-C to stop)")
+    print(f"\nwatching {_shown(submission)}: save it to grade again (Ctrl-C to stop)",
+          file=sys.stderr)
     last = submission.stat().st_mtime
-    while True:
-        time.sleep(0.5)
-        try:
-            now = submission.stat().st_mtime
-        except FileNotFoundError:
-            continue
-        if now != last:
-            last = now
-            print(f"\n--- {submission.name} changed: grading again ---")
-            _check_once(lab, submission, args)
+    try:
+        while True:
+            time.sleep(0.5)
+            try:
+                now = submission.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if now != last:
+                last = now
+                print(f"\n--- {submission.name} changed: grading again ---", file=sys.stderr)
+                try:
+                    with tempfile.TemporaryDirectory(prefix="splitbrain-check-") as tmp:
+                        component_file(submission, lab, Path(tmp))
+                except SubmissionError as e:
+                    print(f"error: {e}", file=sys.stderr)
+                    code = 2
+                    continue
+                code = _check_once(lab, submission, args)
+    except KeyboardInterrupt:
+        print("\nstopped watching", file=sys.stderr)
+        return code
 
 
 def cmd_hint(args) -> int:
@@ -210,42 +289,120 @@ def cmd_reset(args) -> int:
         return 1
     if backup:
         print(f"your version is saved as {backup}")
+        print(f"(to get it back: cp {backup} {restored})")
     print(f"{restored} is the handout again")
     return 0
 
 
+def _line(result, reused: bool) -> str:
+    name = Path(result.submission).name
+    if result.error:
+        return f"{name}: could not grade: {result.error.strip().splitlines()[0]}"
+    note = " (kept from the last run)" if reused else ""
+    line = f"{name}: {result.score:g}/{result.max_score:g}{note}"
+    why = _did_not_run(result)
+    if why:
+        line += f" - {why.removeprefix(result.submission + ': ')}"
+    if result.infra_errors:
+        line += f" ({result.infra_errors} test(s) not graded: services failed; run again)"
+    return line
+
+
+def _did_not_run(result) -> str | None:
+    """The one reason every test gave when the submission could not run at all (syntax error,
+    missing name, not a notebook), else None."""
+    errors = {t.message.strip().splitlines()[0] for t in result.tests
+              if t.status == "error" and t.message.strip()}
+    if result.tests and len(errors) == 1 and all(t.status == "error" for t in result.tests):
+        return errors.pop()
+    return None
+
+
+def _positive(name: str, value: int) -> None:
+    if value < 1:
+        print(f"error: {name} must be 1 or more, got {value}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def cmd_grade(args) -> int:
+    import signal
+    import threading
     from rich.progress import Progress
     from splitbrain.grading import reports
     from splitbrain.grading.runner import grade_batch
     from splitbrain.grading.submissions import SubmissionError, expand
     lab = _lab(args.lab)
+    _positive("--jobs", args.jobs)
+    _positive("--repeat", args.repeat)
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     bad = [f for f in formats if f not in reports.FORMATS]
-    if bad:
-        print(f"error: unknown format(s) {', '.join(bad)}; choose from "
-              f"{', '.join(reports.FORMATS)}", file=sys.stderr)
+    if bad or not formats:
+        what = f"unknown format(s) {', '.join(bad)}" if bad else "--format names no report"
+        print(f"error: {what}; choose from {', '.join(reports.FORMATS)}, e.g. --format json,csv",
+              file=sys.stderr)
         return 2
     try:
         subs = expand(args.submissions)
     except SubmissionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    with Progress(transient=False) as progress:
-        task = progress.add_task(f"grading {lab.slug}", total=len(subs))
+    out_dir = Path(args.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        print(f"error: --out {args.out} is a file; give a folder for the results",
+              file=sys.stderr)
+        return 2
+    results_seen: list = []
+    stopping = threading.Event()
 
-        def done(result, reused: bool) -> None:
-            progress.advance(task)
-            note = " (kept from the last run)" if reused else ""
-            progress.console.print(f"{Path(result.submission).name}: {result.score:g}/"
-                                   f"{result.max_score:g}{note}" if not result.error else
-                                   f"{Path(result.submission).name}: could not grade: "
-                                   f"{result.error.splitlines()[0]}", markup=False)
-        results = grade_batch(lab, subs, args.out, args.seed, max(1, args.jobs), args.repeat, done)
-    for path in reports.write_reports(results, args.out, formats):
-        print(f"wrote {path}")
+    def on_sigint(signum, frame):
+        if stopping.is_set():
+            print("still finishing the gradings in progress...", file=sys.stderr)
+            return
+        stopping.set()
+        print("\nstopping: the gradings in progress finish and are saved, the rest wait for the "
+              "next run...", file=sys.stderr)
+        raise KeyboardInterrupt
+    previous = (signal.signal(signal.SIGINT, on_sigint)
+                if threading.current_thread() is threading.main_thread() else None)
+    try:
+        with Progress(transient=False, console=None) as progress:
+            task = progress.add_task(f"grading {lab.slug}", total=len(subs))
+
+            def done(result, reused: bool) -> None:
+                results_seen.append(result)
+                progress.advance(task)
+                progress.console.print(_line(result, reused), markup=False, highlight=False,
+                                       soft_wrap=True)
+            results = grade_batch(lab, subs, out_dir, args.seed, args.jobs, args.repeat, done)
+    except KeyboardInterrupt:
+        left = len(subs) - len(results_seen)
+        print(f"stopped: {len(results_seen)} of {len(subs)} submissions graded and saved in "
+              f"{out_dir}/. Run the same command again to grade the other {left} and write the "
+              f"reports.", file=sys.stderr)
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    written = reports.write_reports(results, out_dir, formats)
+    per_sub = [p for p in written if p.parent.parent.name == "gradescope"]
+    for path in written:
+        if path not in per_sub:
+            print(f"wrote {path}")
+    if per_sub:
+        print(f"wrote {out_dir / 'gradescope'}/<submission>/results.json ({len(per_sub)} files)")
     if len(results) == 1:
         reports.summary(results[0])
+    full = sum(r.full_marks for r in results)
+    failed = sum(bool(r.error) for r in results)
+    norun = sum(not r.error and _did_not_run(r) is not None for r in results)
+    infra = [r for r in results if r.infra_errors and not r.error]
+    print(f"\n{len(results)} submission(s) of {lab.slug}: {full} full marks, "
+          f"{len(results) - full - failed - norun} lost points, {norun} did not run (the reason "
+          f"is on their line; they score 0), {failed} could not be graded. Gradebook and reports: "
+          f"{out_dir}/", file=sys.stderr)
+    if infra:
+        print(f"{len(infra)} submission(s) have tests not graded because a service failed: run "
+              f"the same command again to grade only those.", file=sys.stderr)
     return 0
 
 
