@@ -6,14 +6,17 @@ import subprocess
 import sys
 
 from splitbrain import book, paths
+from splitbrain.cli._help import parser
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "book", help="regenerate the lab pages from lab.toml; build or serve the book",
-        description="Regenerate docs/labs/*.md and the Labs nav from every labs/*/lab.toml. "
-                    "With --check nothing changes and the exit code says whether the generated "
-                    "files are current (CI runs this). --build and --serve run mkdocs after.")
+    p = parser(sub, "book", "regenerate the lab pages from lab.toml; build or serve the book",
+               "Regenerate docs/labs/*.md and the Labs nav from every labs/*/lab.toml. With "
+               "--check nothing changes and the exit code says whether the generated files are "
+               "current (CI runs this). --build and --serve run mkdocs after.",
+               [("splitbrain book", "regenerate the lab pages"),
+                ("splitbrain book --check", "exit 1 if a page is stale"),
+                ("splitbrain book --serve", "read the book at http://127.0.0.1:8000/")])
     g = p.add_mutually_exclusive_group()
     g.add_argument("--check", action="store_true", help="exit 1 if a generated page is stale")
     g.add_argument("--build", action="store_true", help="then `mkdocs build --strict` into site/")
