@@ -2,8 +2,10 @@
 
 ``python -m splitbrain.book`` writes ``docs/labs/<slug>.md`` for every lab found in ``labs/``,
 ``docs/labs/index.md``, and the "Labs" section of the nav in ``mkdocs.yml`` (between two marker
-comments). ``python -m splitbrain.book --check`` changes nothing and exits 1 when any of those files
-is out of date (the test suite runs it). Nothing else keeps a list of labs.
+comments), and draws the book's figures (``splitbrain.book_figures``: recorded histories under
+``docs/assets/histories/`` rendered to ``docs/assets/figures/*.svg``). ``python -m splitbrain.book
+--check`` changes nothing and exits 1 when any of those files is out of date (the test suite runs
+it). Nothing else keeps a list of labs.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from splitbrain import paths
+from splitbrain import book_figures, paths
 from splitbrain.lab import LabInfo, load_lab
 
 __all__ = ["render", "write", "stale", "main"]
@@ -158,7 +160,16 @@ def render(root: Path | None = None) -> list[Page]:
     head, rest = text.split(NAV_BEGIN, 1)
     tail = rest.split(NAV_END, 1)[1]
     pages.append(Page(mk, head + _nav(labs) + tail))
+    if (root / book_figures.HISTORIES).is_dir():
+        pages += [Page(path, svg) for path, svg in book_figures.figure_pages(root)]
     return pages
+
+
+def _leftovers(root: Path, wanted: set[Path]) -> list[Path]:
+    """Generated files no longer produced: pages of removed labs, SVGs of removed figures."""
+    old = sorted((root / "docs" / "labs").glob("*.md"))
+    old += sorted((root / book_figures.FIGURES_DIR).glob("*.svg"))
+    return [p for p in old if p not in wanted]
 
 
 def stale(root: Path | None = None) -> list[Path]:
@@ -167,9 +178,7 @@ def stale(root: Path | None = None) -> list[Path]:
     root = Path(root) if root is not None else paths.project_root()
     pages = render(root)
     out = [p.path for p in pages if not p.path.is_file() or p.path.read_text("utf-8") != p.text]
-    wanted = {p.path for p in pages}
-    out += [p for p in sorted((root / "docs" / "labs").glob("*.md")) if p not in wanted]
-    return out
+    return out + _leftovers(root, {p.path for p in pages})
 
 
 def write(root: Path | None = None) -> list[Path]:
@@ -181,15 +190,13 @@ def write(root: Path | None = None) -> list[Path]:
         if page.path.is_file() and page.path.read_text("utf-8") == page.text:
             continue
         page.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = page.path.with_suffix(".tmp")
+        tmp = page.path.with_suffix(page.path.suffix + ".tmp")
         tmp.write_text(page.text, encoding="utf-8")
         tmp.replace(page.path)
         changed.append(page.path)
-    wanted = {p.path for p in pages}
-    for old in sorted((root / "docs" / "labs").glob("*.md")):
-        if old not in wanted:
-            old.unlink()
-            changed.append(old)
+    for old in _leftovers(root, {p.path for p in pages}):
+        old.unlink()
+        changed.append(old)
     return changed
 
 

@@ -190,3 +190,25 @@ def test_mermaid_diagrams_render_offline_from_the_vendored_script(served, tmp_pa
             f"({len(hosts)} hosts); chromium said:\n{proc.stderr[-2000:]}")
         assert "<code>sequenceDiagram" not in dom and "<code>stateDiagram" not in dom, \
             f"{page}: a diagram is still shown as its source"
+
+
+def test_book_figures_are_deterministic_and_embedded_in_their_chapters():
+    """Each figure is drawn from a recorded history; drawing it again gives the same bytes (no
+    date, fixed hash salt), and its chapter shows it."""
+    from splitbrain import book_figures
+    assert book_figures.FIGURES, "the book has no figures"
+    chapters = {p.name[:2]: p.read_text() for p in (ROOT / "docs" / "chapters").glob("*.md")}
+    for fig in book_figures.FIGURES:
+        first = book_figures.render_svg(ROOT, fig)
+        assert first == book_figures.render_svg(ROOT, fig), f"{fig.name}: SVG differs between runs"
+        assert "<dc:date>" not in first, f"{fig.name}: the SVG carries a date"
+        stored = ROOT / book_figures.FIGURES_DIR / f"{fig.name}.svg"
+        assert stored.read_text() == first, f"{stored} is stale; run `splitbrain book`"
+        assert f"../assets/figures/{fig.name}.svg" in chapters[fig.name[:2]], \
+            f"chapter {fig.name[:2]} does not show {fig.name}.svg"
+
+
+def test_a_missing_figure_history_is_named(tmp_path):
+    from splitbrain import book_figures
+    with pytest.raises(SystemExit, match="history of book figure"):
+        book_figures.render_svg(tmp_path, book_figures.FIGURES[0])

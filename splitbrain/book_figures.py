@@ -1,0 +1,102 @@
+"""The book's figures: one picture per chapter of the anomaly its lab teaches, drawn by
+``splitbrain.viz`` from a history the grader really recorded.
+
+Each figure is a row of ``FIGURES``: the history (JSON lines, under ``docs/assets/histories/``,
+copied from the artifacts of ``splitbrain check NN --submission labs/NN-slug/<component>`` run on the
+broken handout), the picture to draw, and the anomaly the checker reported for it (its kind, its
+message and the history events that prove it, as printed by ``check``). ``splitbrain book`` renders
+them to ``docs/assets/figures/<name>.svg``. The SVG is byte-for-byte deterministic (fixed hash salt,
+no date), so ``splitbrain book --check`` can tell a stale figure from a current one.
+
+To replace a history: run the broken component through ``check`` again, copy the failing test's
+``*.history.jsonl`` over the file here, update ``events``/``message`` from the new report, and run
+``splitbrain book``.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["BookFigure", "FIGURES", "render_svg", "figure_pages"]
+
+HISTORIES = Path("docs") / "assets" / "histories"
+FIGURES_DIR = Path("docs") / "assets" / "figures"
+
+
+@dataclass(frozen=True)
+class BookFigure:
+    """One book figure.
+
+    name: file stem of the history (``HISTORIES/<name>.jsonl``) and of the SVG
+        (``FIGURES_DIR/<name>.svg``).
+    picture: ``"spacetime"`` or ``"lease_timeline"`` (the ``splitbrain.viz`` function).
+    kind, message, events: the anomaly the checker reported, as ``splitbrain check`` printed it.
+    title: the figure's title.
+    options: extra keyword arguments for the picture function (``ttl_s`` for a lease timeline).
+    """
+
+    name: str
+    picture: str
+    kind: str
+    message: str
+    events: tuple[int, ...]
+    title: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+FIGURES: tuple[BookFigure, ...] = (
+    BookFigure("01-stale-write", "spacetime", "stale-write",
+           "a (lease #1) wrote 'a-1' after b (lease #2) had written 'b-1': the storage accepted "
+           "a write from an expired lease over the newer holder's", (5, 6, 8, 9),
+           "Lab 01, broken lock: a paused past its 0.4 s lease, b took the lock, "
+           "a's older write landed last",
+           ),
+    BookFigure("02-lost-event", "spacetime", "lost-event",
+               "order o100: the OrderPlaced change committed but no OrderPlaced event is on the "
+               "topic", (11, 12),
+               "Lab 02, broken order service: killed right after the commit, o100's event "
+               "never reached Kafka"),
+    BookFigure("03-dangling-saga", "spacetime", "dangling-saga",
+               "saga s1 stopped halfway: 2 widget reserved, alice charged 20", (1, 2, 3, 5),
+               "Lab 03, broken orchestrator: killed after the charge, recover() found nothing "
+               "to finish"),
+)
+
+
+def _verdict(fig: BookFigure):
+    from splitbrain.checkers.base import Anomaly, Verdict
+    return Verdict(False, (Anomaly(fig.kind, fig.message, fig.events),), checker=fig.kind)
+
+
+def render_svg(root: Path, fig: BookFigure) -> str:
+    """The figure as SVG text, identical on every run for the same history and matplotlib."""
+    import matplotlib
+    from splitbrain import viz
+    from splitbrain.history import History
+
+    path = root / HISTORIES / f"{fig.name}.jsonl"
+    if not path.is_file():
+        raise SystemExit(f"{path}: the history of book figure {fig.name!r} is missing; record it "
+                         f"with `splitbrain check` on the broken handout (see "
+                         f"splitbrain/book_figures.py)")
+    recorded = History.from_jsonl(path)
+    t0 = min((e.time for e in recorded.events), default=0.0)      # time from the first event
+    history = History.from_events(
+        {**e.to_dict(), "time": round(e.time - t0, 6)} for e in recorded.events)
+    draw = getattr(viz, fig.picture)
+    with matplotlib.rc_context({"svg.hashsalt": "splitbrain-book", "svg.fonttype": "path",
+                                "font.family": "DejaVu Sans"}):
+        if fig.picture == "spacetime":
+            figure = draw(history, _verdict(fig), title=fig.title, **fig.options)
+        else:
+            figure = draw(history, verdict=_verdict(fig), title=fig.title, **fig.options)
+        buf = io.StringIO()
+        figure.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    return buf.getvalue()
+
+
+def figure_pages(root: Path) -> list[tuple[Path, str]]:
+    """(path, SVG text) of every book figure."""
+    return [(root / FIGURES_DIR / f"{fig.name}.svg", render_svg(root, fig)) for fig in FIGURES]
