@@ -5,6 +5,7 @@ import argparse
 import json
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from splitbrain.cli._help import parser
@@ -106,23 +107,48 @@ def cmd_up(args) -> int:
         with err.status("starting services (first start copies a Postgres cluster)..."):
             ep = ensure_up(args.only, backend=args.backend)
     except ServiceError as e:
-        err.print(f"[red]error:[/] {e}", highlight=False)
+        err.print(f"[red]error:[/] {escape(str(e))}", highlight=False)
         return 1
     for note in ep.notes:
-        err.print(f"[yellow]note:[/] {note}", highlight=False)
-    started = ", ".join(ep.started) or "nothing (all were running)"
-    err.print(f"started: {started}")
-    _show_table(status())
-    return 0
+        err.print(f"[yellow]note:[/] {escape(str(note))}", highlight=False)
+    kinds = getattr(ep, "backends", {}) or {}
+    external = [n for n, b in kinds.items() if b == "external"]
+    if ep.started:
+        err.print(f"started: {', '.join(ep.started)}", highlight=False)
+    if external:
+        err.print(f"using the external {', '.join(external)} (the kit does not start or stop "
+                  f"them)", highlight=False)
+    if not ep.started and not external:
+        err.print("started: nothing (all were running)", highlight=False)
+    st = status()
+    _show_table(st)
+    if all(s["healthy"] for s in st["services"].values()):
+        err.print("next: `splitbrain start` for JupyterLab and the book, or `splitbrain check "
+                  "LAB` to grade a lab", highlight=False)
+        return 0
+    err.print("[red]some services do not answer[/]: `splitbrain doctor` says why")
+    return 1
 
 
 def cmd_down(args) -> int:
+    from splitbrain.services import state
+    before = {n: r.get("backend") for n, r in state.read().items()}
     try:
         stopped = down(args.only, purge=args.purge)
     except ServiceError as e:
-        err.print(f"[red]error:[/] {e}", highlight=False)
+        err.print(f"[red]error:[/] {escape(str(e))}", highlight=False)
         return 1
-    err.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+    ours = [n for n in stopped if before.get(n) != "external"]
+    theirs = [n for n in stopped if before.get(n) == "external"]
+    if ours:
+        err.print(f"stopped: {', '.join(ours)}", highlight=False)
+    if theirs:
+        err.print(f"forgotten: {', '.join(theirs)} (external servers keep running)",
+                  highlight=False)
+    if not stopped:
+        err.print("nothing was running")
+    if args.purge:
+        err.print("embedded data deleted")
     return 0
 
 
@@ -162,7 +188,7 @@ def cmd_start(args) -> int:
     try:
         return run_start(args, out, err)
     except ServiceError as e:
-        err.print(f"[red]error:[/] {e}", highlight=False)
+        err.print(f"[red]error:[/] {escape(str(e))}", highlight=False)
         return 1
 
 
