@@ -46,6 +46,15 @@ class BookFigure:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+# b's get invocations and completions that returned None (checked: the grader's checker counted
+# the same 36); every key had been written by a before b read it
+_MISSED_READS = (
+    100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111, 114, 115, 116, 117, 118, 119,
+    120, 121, 128, 129, 130, 131, 132, 133, 136, 137, 140, 141, 142, 143, 144, 145, 146, 147,
+    148, 149, 150, 151, 152, 153, 158, 159, 160, 161, 162, 163, 164, 165, 166, 167, 170, 171,
+    172, 173, 174, 175, 176, 177, 178, 179, 184, 185, 192, 193, 194, 195, 196, 197, 198, 199,
+)
+
 FIGURES: tuple[BookFigure, ...] = (
     BookFigure("01-stale-write", "spacetime", "stale-write",
            "a (lease #1) wrote 'a-1' after b (lease #2) had written 'b-1': the storage accepted "
@@ -62,6 +71,17 @@ FIGURES: tuple[BookFigure, ...] = (
                "saga s1 stopped halfway: 2 widget reserved, alice charged 20", (1, 2, 3, 5),
                "Lab 03, broken orchestrator: killed after the charge, recover() found nothing "
                "to finish"),
+    BookFigure("04-misrouted-read", "spacetime", "misrouted-read",
+               "36 of b's 50 reads got None although a's acknowledged write of that key is on "
+               "another shard: the reader looked on a different shard than the writer used",
+               _MISSED_READS,
+               "Lab 04, broken partitioner: a writes 50 keys, b (another PYTHONHASHSEED) "
+               "misses 36 of them"),
+    BookFigure("05-over-limit", "spacetime", "over-limit",
+               "22 requests admitted within 0.440 s; the limit of 10 per 2 s allows at most "
+               "12.2 in that time", tuple(range(1, 45)),
+               "Lab 05, broken limiter: two gateways across a window boundary admit 22 "
+               "requests in 0.44 s (limit 10 per 2 s)"),
 )
 
 
