@@ -3,7 +3,9 @@ and a subtly wrong one loses exactly the tests that teach its mistake, for the a
 names. Each variant is graded by the kit's own runner (what ``splitbrain grade`` uses) on real
 services.
 
-The variants are data: ``tests/labs/NN/variants.toml`` lists, per variant,
+The variants are data, one ``tests/labs/NN/variants.toml`` per lab:
+
+    binaries = ["redis-server"]   # programs the gradings need (optional, at the top)
 
     [[variant]]
     name = "wrong_plain_del"      # the file tests/labs/NN/<name>.py ...
@@ -25,6 +27,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shlex
+import shutil
 import tomllib
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -35,6 +38,7 @@ import pytest
 from splitbrain import paths
 from splitbrain.grading.results import GradingResult, TestResult
 from splitbrain.lab import LabInfo, discover_labs
+from splitbrain.testing import require_binary
 
 ROOT = paths.project_root()
 LABS_DIR = ROOT / "tests" / "labs"
@@ -58,6 +62,7 @@ class Variant:
     base: str | None = None           # "solution": built from the solution by `replace`
     replace: tuple[tuple[str, str], ...] = ()
     where: Path = LABS_DIR
+    binaries: tuple[str, ...] = ()    # programs the grading needs on PATH (from the file's top)
 
     @property
     def id(self) -> str:
@@ -83,6 +88,9 @@ def parse_variants(path: Path, number: str) -> list[Variant]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise VariantError(f"{path}: not valid TOML: {e}") from None
+    binaries = data.get("binaries", [])
+    if not isinstance(binaries, list) or not all(isinstance(b, str) for b in binaries):
+        raise VariantError(f"{path}: `binaries` lists program names, e.g. [\"redis-server\"]")
     entries = data.get("variant")
     if not isinstance(entries, list) or not entries:
         raise VariantError(f"{path}: no [[variant]] tables; list each graded variant as one")
@@ -113,7 +121,8 @@ def parse_variants(path: Path, number: str) -> list[Variant]:
                 raise VariantError(f"{where}: each [[variant.replace]] has exactly a non-empty "
                                    f"`find` string and a `with` string; got {edit!r}")
             replace.append((edit["find"], edit["with"]))
-        v = Variant(number, name, what, select, dict(fail), base, tuple(replace), path)
+        v = Variant(number, name, what, select, dict(fail), base, tuple(replace), path,
+                    tuple(binaries))
         if not base and not v.file.is_file():
             raise VariantError(f"{where}: {v.file} not found; add the file, or build the variant "
                                f"from the solution with base = \"solution\"")
@@ -211,8 +220,10 @@ def gradings(request, services, tmp_path_factory):
               and "variant" in item.callspec.params]
     built = tmp_path_factory.mktemp("built")
     futures: dict[str, Future] = {}
+    runnable = [v for v in wanted if all(shutil.which(b) for b in v.binaries)]
     with ProcessPoolExecutor(JOBS, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for v in wanted:
+        # whole suites first: the longest gradings start early and the short ones fill the gaps
+        for v in sorted(runnable, key=lambda v: v.select is not None):
             lab = LABS[v.number]
             src = variant_source(v, lab, built)
             futures[v.id] = pool.submit(
@@ -226,6 +237,8 @@ def gradings(request, services, tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", VARIANTS, ids=[v.id for v in VARIANTS])
 def test_variant_is_graded_for_the_right_reason(variant, gradings):
+    for binary in variant.binaries:
+        require_binary(binary)
     problems = judge(variant, gradings[variant.id].result())
     assert not problems, "\n".join(problems)
 
