@@ -1,0 +1,176 @@
+"""``splitbrain grade`` and ``splitbrain verify``: the instructor's batch work, with progress, a
+summary that says what to do next, and a clean stop on Ctrl-C."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from splitbrain.cli.grading_cmds import _lab
+from splitbrain.lab import LabError, discover_labs, find_lab
+
+
+def _line(result, reused: bool) -> str:
+    name = Path(result.submission).name
+    if result.error:
+        return f"{name}: could not grade: {result.error.strip().splitlines()[0]}"
+    note = " (kept from the last run)" if reused else ""
+    line = f"{name}: {result.score:g}/{result.max_score:g}{note}"
+    why = _did_not_run(result)
+    if why:
+        line += f" - {why.removeprefix(result.submission + ': ')}"
+    if result.infra_errors:
+        line += f" ({result.infra_errors} test(s) not graded: services failed; run again)"
+    return line
+
+
+def _did_not_run(result) -> str | None:
+    """The one reason every test gave when the submission could not run at all (syntax error,
+    missing name, not a notebook), else None."""
+    errors = {t.message.strip().splitlines()[0] for t in result.tests
+              if t.status == "error" and t.message.strip()}
+    if result.tests and len(errors) == 1 and all(t.status == "error" for t in result.tests):
+        return errors.pop()
+    return None
+
+
+def _positive(name: str, value: int) -> None:
+    if value < 1:
+        print(f"error: {name} must be 1 or more, got {value}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def cmd_grade(args) -> int:
+    import signal
+    import threading
+    from rich.progress import Progress
+    from splitbrain.grading import reports
+    from splitbrain.grading.runner import grade_batch
+    from splitbrain.grading.submissions import SubmissionError, expand
+    lab = _lab(args.lab)
+    _positive("--jobs", args.jobs)
+    _positive("--repeat", args.repeat)
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    bad = [f for f in formats if f not in reports.FORMATS]
+    if bad or not formats:
+        what = f"unknown format(s) {', '.join(bad)}" if bad else "--format names no report"
+        print(f"error: {what}; choose from {', '.join(reports.FORMATS)}, e.g. --format json,csv",
+              file=sys.stderr)
+        return 2
+    try:
+        subs = expand(args.submissions)
+    except SubmissionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    out_dir = Path(args.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        print(f"error: --out {args.out} is a file; give a folder for the results",
+              file=sys.stderr)
+        return 2
+    results_seen: list = []
+    stopping = threading.Event()
+
+    def on_sigint(signum, frame):
+        if stopping.is_set():
+            print("still finishing the gradings in progress...", file=sys.stderr)
+            return
+        stopping.set()
+        print("\nstopping: the gradings in progress finish and are saved, the rest wait for the "
+              "next run...", file=sys.stderr)
+        raise KeyboardInterrupt
+    previous = (signal.signal(signal.SIGINT, on_sigint)
+                if threading.current_thread() is threading.main_thread() else None)
+    try:
+        with Progress(transient=False, console=None) as progress:
+            task = progress.add_task(f"grading {lab.slug}", total=len(subs))
+
+            def done(result, reused: bool) -> None:
+                results_seen.append(result)
+                progress.advance(task)
+                progress.console.print(_line(result, reused), markup=False, highlight=False,
+                                       soft_wrap=True)
+            results = grade_batch(lab, subs, out_dir, args.seed, args.jobs, args.repeat, done)
+    except KeyboardInterrupt:
+        left = len(subs) - len(results_seen)
+        print(f"stopped: {len(results_seen)} of {len(subs)} submissions graded and saved in "
+              f"{out_dir}/. Run the same command again to grade the other {left} and write the "
+              f"reports.", file=sys.stderr)
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    written = reports.write_reports(results, out_dir, formats)
+    per_sub = [p for p in written if p.parent.parent.name == "gradescope"]
+    for path in written:
+        if path not in per_sub:
+            print(f"wrote {path}")
+    if per_sub:
+        print(f"wrote {out_dir / 'gradescope'}/<submission>/results.json ({len(per_sub)} files)")
+    if len(results) == 1:
+        reports.summary(results[0])
+    full = sum(r.full_marks for r in results)
+    failed = sum(bool(r.error) for r in results)
+    norun = sum(not r.error and _did_not_run(r) is not None for r in results)
+    infra = [r for r in results if r.infra_errors and not r.error]
+    print(f"\n{len(results)} submission(s) of {lab.slug}: {full} full marks, "
+          f"{len(results) - full - failed - norun} lost points, {norun} did not run (the reason "
+          f"is on their line; they score 0), {failed} could not be graded. Gradebook and reports: "
+          f"{out_dir}/", file=sys.stderr)
+    if infra:
+        print(f"{len(infra)} submission(s) have tests not graded because a service failed: run "
+              f"the same command again to grade only those.", file=sys.stderr)
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+    from rich.console import Console
+    from splitbrain.grading.verify import verify_lab
+    try:
+        labs = [find_lab(n) for n in args.labs] if args.labs else discover_labs()
+    except LabError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if not labs:
+        print("error: no labs found under labs/ (run the command inside the Split Brain "
+              "checkout, or set SPLITBRAIN_ROOT to it)", file=sys.stderr)
+        return 2
+    _positive("--jobs", args.jobs)
+    _positive("--repeat", args.repeat)
+    err = Console(stderr=True, highlight=False)
+    err.print(f"proving {len(labs)} lab(s): each grades its broken handout and its solution "
+              f"under faults ({args.jobs} grading(s) at once; a lab takes a minute or more)",
+              markup=False)
+    t0 = time.monotonic()
+    by_slug = {}
+    with ThreadPoolExecutor(max_workers=max(1, (args.jobs + 1) // 2)) as pool:
+        futures = [pool.submit(verify_lab, lab, args.seed, args.repeat,
+                               concurrent=args.jobs > 1) for lab in labs]
+        with err.status("verifying...") as live:
+            for fut in as_completed(futures):
+                p = fut.result()
+                by_slug[p.lab] = p
+                live.update(f"verifying... {len(by_slug)}/{len(labs)} done")
+                err.print(f"{p.lab}: {'proves itself' if p.proves else 'DOES NOT prove itself'} "
+                          f"({time.monotonic() - t0:.0f} s)", markup=False)
+    proofs = [by_slug[lab.slug] for lab in labs]
+    if args.json:
+        print(json.dumps({"labs": [p.to_dict() for p in proofs]}, indent=1))
+    else:
+        for p in proofs:
+            mark = "proves itself" if p.proves else "DOES NOT prove itself"
+            print(f"{p.lab}: {mark} (broken {p.broken.score:g}/{p.broken.max_score:g}, anomalies "
+                  f"{', '.join(p.broken.anomalies()) or 'none'}; solution "
+                  f"{p.solution.score:g}/{p.solution.max_score:g})")
+            for problem in p.problems:
+                print(f"  - {problem}")
+    bad = [p.lab for p in proofs if not p.proves]
+    if bad:
+        err.print(f"{len(bad)} of {len(proofs)} lab(s) do not prove themselves: {', '.join(bad)}."
+                  f" Each problem above names the test; `splitbrain check LAB --submission "
+                  f"solutions/LAB/<component>` shows the solution's grading in full.",
+                  markup=False)
+        return 1
+    err.print(f"all {len(proofs)} lab(s) prove themselves.", markup=False)
+    return 0
