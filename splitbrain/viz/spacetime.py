@@ -39,14 +39,18 @@ def spacetime(history: History, verdict: Any = None, *, highlight: Iterable[int]
             marked.update(a.events)
             for e in a.events:
                 kinds_at.setdefault(e, []).append(a.kind)
-    t_end = max([e.time for e in history.events] or [1.0])
+    times = [e.time for e in history.events] or [0.0, 1.0]
+    t_end = max(times)
     t_end = t_end if t_end > 0 else 1.0
+    # start the picture where something happens: set-up before the first event is not the story
+    t_start = max(0.0, min(times) - 0.05 * (t_end - min(times)))
+    span_all = max(t_end - t_start, 1e-6)
     fig = new_figure(width, 1.2 + 0.55 * len(lanes))
     ax = fig.add_subplot()
 
     for w in fault_windows(history):
         end = w["end"] if w["end"] is not None else t_end
-        span = max(end - w["start"], t_end * 0.004)
+        span = max(end - w["start"], span_all * 0.004)
         label = f"{w['name']}" + (f"({w['target']})" if w["target"] else "")
         if w["target"] in lane_of:
             y = lane_of[w["target"]]
@@ -63,7 +67,7 @@ def spacetime(history: History, verdict: Any = None, *, highlight: Iterable[int]
             continue
         outcome = op.type if op.complete else "open"
         end = op.end if op.end is not None else t_end
-        bar_w = max(end - op.start, t_end * 0.003)
+        bar_w = max(end - op.start, span_all * 0.004)
         events = {op.invoke.index} | ({op.complete.index} if op.complete else set())
         hit = bool(events & marked)
         ax.add_patch(_rect(op.start, y - 0.3, bar_w, 0.6, OUTCOME_COLORS[outcome], 0.85,
@@ -72,9 +76,17 @@ def spacetime(history: History, verdict: Any = None, *, highlight: Iterable[int]
         text = op.f + (f" {short(_fmt(op.args), 16)}" if op.args not in (None, {}) else "")
         if op.complete is not None and op.result is not None:
             text += f" → {short(_fmt(op.result), 10)}"
-        if bar_w > t_end * 0.06:
+        if bar_w > span_all * 0.06:
             ax.text(op.start + bar_w / 2, y, text, ha="center", va="center", fontsize=7,
                     clip_on=True)
+        elif hit:  # evidence too short to hold its label: write it beside the bar, in full
+            text = op.f + (f" {short(_fmt(op.args), 48)}" if op.args not in (None, {}) else "")
+            if op.complete is not None and op.result is not None:
+                text += f" → {short(_fmt(op.result), 16)}"
+            right = op.start > t_start + 0.7 * span_all
+            ax.text(op.start - span_all * 0.005 if right else op.start + bar_w + span_all * 0.005,
+                    y + 0.12, text, ha="right" if right else "left", va="center", fontsize=7,
+                    color=ANOMALY_COLOR)
         for e in sorted(events & set(kinds_at)):
             for kind in kinds_at[e]:
                 if (kind, y) in labelled:
@@ -82,11 +94,11 @@ def spacetime(history: History, verdict: Any = None, *, highlight: Iterable[int]
                 labelled.add((kind, y))
                 x = op.start + bar_w / 2
                 ax.annotate(kind, (x, y - 0.3), xytext=(0, 5), textcoords="offset points",
-                            ha="right" if x > 0.85 * t_end else "center", fontsize=8,
+                            ha="right" if x > t_start + 0.85 * span_all else "center", fontsize=8,
                             color=ANOMALY_COLOR, fontweight="bold",
                             arrowprops={"arrowstyle": "-", "color": ANOMALY_COLOR, "lw": 0.8})
 
-    ax.set_xlim(0, t_end * 1.02)
+    ax.set_xlim(t_start, t_end + span_all * 0.02)
     ax.set_ylim(len(lanes) - 0.4, -0.8)          # first lane on top
     ax.set_yticks(range(len(lanes)), lanes)
     ax.set_xlabel("time since the history started (s)")
@@ -109,6 +121,8 @@ def spacetime(history: History, verdict: Any = None, *, highlight: Iterable[int]
 def _fmt(value: Any) -> str:
     if isinstance(value, dict):
         return ",".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return " ".join(_fmt(v) for v in value)
     return str(value)
 
 
