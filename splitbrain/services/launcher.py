@@ -57,7 +57,10 @@ def _lab(open_browser: bool) -> Child:
     if os.geteuid() == 0:
         argv.append("--allow-root")
     log = logs_dir() / "jupyterlab.log"
-    env = {**os.environ, "SPLITBRAIN_ROOT": str(project_root())}
+    # notebooks run `!splitbrain check ...`: the kit's own scripts come first on the kernel's PATH,
+    # whether or not the learner activated the venv
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = {**os.environ, "SPLITBRAIN_ROOT": str(project_root()), "PATH": path}
     proc = procs.launch(argv, log, env=env, cwd=str(labs_dir()))
     base = f"http://127.0.0.1:{port}"
     return Child("JupyterLab", f"{base}/lab?token={token}", f"{base}/api/status?token={token}",
@@ -118,9 +121,9 @@ def run_start(args, out, err) -> int:
                 _wait(c, 120.0)
         out.print(f"[bold]Split Brain is running[/] (services: {ep.backend})")
         for name in ep.backends:
-            out.print(f"  {name:9} {ep.url(name).split('@')[-1]}")
+            out.print(f"  {name:10} {ep.url(name).split('@')[-1]}")
         for c in children:
-            out.print(f"  {c.name:9} {c.url}")
+            out.print(f"  {c.name:10} {c.url}")
         if args.check:
             return 0
         out.print("Press Ctrl-C to stop.")
