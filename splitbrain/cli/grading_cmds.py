@@ -35,8 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                "services do not answer (that attempt does not count).",
                [("splitbrain check 01", "grade labs/01-fencing-locks/lock.py"),
                 ("splitbrain check 01 --watch", "grade again on every save"),
-                ("splitbrain check 01 --submission lab.ipynb", "grade the notebook's "
-                                                               "`component` cells"),
+                ("splitbrain check 01 --submission ~/try2/lock.py", "grade another copy"),
                 ("splitbrain check 01 --seed 7", "another fault schedule")])
     p.add_argument("lab", help=LAB_HELP)
     p.add_argument("--submission", metavar="FILE",
@@ -226,9 +225,10 @@ def cmd_check(args) -> int:
         if not submission.is_file():
             what = "is a folder" if submission.is_dir() else "does not exist"
             return _check_error(args, f"--submission {args.submission} {what} (looked for "
-                                      f"{submission}). Pass your component ({lab.component}) "
-                                      f"or notebook ({lab.notebook}); a relative path starts "
-                                      f"at the current folder.")
+                                      f"{submission}). Pass a copy of your component "
+                                      f"({lab.component}), or a notebook whose component cells "
+                                      f"are tagged `component`; a relative path starts at the "
+                                      f"current folder.")
     else:
         submission = lab.component_path
         if not submission.is_file():
