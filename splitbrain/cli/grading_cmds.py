@@ -290,6 +290,10 @@ def cmd_reset(args) -> int:
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    if backup and backup.read_bytes() == restored.read_bytes():
+        backup.unlink()  # nothing of the learner's to keep
+        print(f"{restored} was already the handout; nothing changed")
+        return 0
     if backup:
         print(f"your version is saved as {backup}")
         print(f"(to get it back: cp {backup} {restored})")
