@@ -19,8 +19,9 @@ The variants are data, one ``tests/labs/NN/variants.toml`` per lab:
     find = "..."                  # exactly once in the solution
     with = "..."
 
-The gradings of the selected variants run two at a time, each in its own process (the runner
-hands the -k selection to its pytest through PYTEST_ADDOPTS, which is per process).
+The gradings of the selected variants run two at a time (SPLITBRAIN_VARIANT_JOBS), each in a pool
+process of its own: the -k selection reaches the runner's pytest through PYTEST_ADDOPTS, which is
+set per process.
 """
 from __future__ import annotations
 
@@ -208,7 +209,8 @@ LABS = {lab.slug[:2]: lab for lab in discover_labs(ROOT)}
 
 @pytest.fixture(scope="module")
 def gradings(request, services, tmp_path_factory):
-    """Start the gradings of every variant this session runs, JOBS at a time, in test order."""
+    """Start the gradings of every variant this session runs, JOBS at a time; each test waits
+    for its own. The gradings use this session's services (through the URL variables)."""
     env = {"SPLITBRAIN_HOME": str(tmp_path_factory.mktemp("home"))}
     for var, value in (("SPLITBRAIN_POSTGRES_URL", services.postgres_url),
                        ("SPLITBRAIN_REDIS_URL", services.redis_url),
@@ -225,7 +227,12 @@ def gradings(request, services, tmp_path_factory):
         # whole suites first: the longest gradings start early and the short ones fill the gaps
         for v in sorted(runnable, key=lambda v: v.select is not None):
             lab = LABS[v.number]
-            src = variant_source(v, lab, built)
+            try:
+                src = variant_source(v, lab, built)
+            except VariantError as e:   # only this variant's test fails, with the message
+                futures[v.id] = Future()
+                futures[v.id].set_exception(e)
+                continue
             futures[v.id] = pool.submit(
                 grade_in_child, lab.slug, str(src), v.select, env,
                 str(tmp_path_factory.mktemp(v.id)), 1 if v.select else 2)
@@ -305,8 +312,8 @@ def test_a_malformed_variants_file_names_what_is_wrong(tmp_path):
             ('[[variant]]\nname = "a"\nwhat = "w"\nfails = {}\n', "unknown key"),
             ('[[variant]]\nname = "a"\nwhat = "w"\n', "a.py not found"),
             ('[[variant]]\nname = "a"\nwhat = "w"\nbase = "solution"\n', "needs"),
-            ('[[variant]]\nname = "a"\nwhat = "w"\nbase = "solution"\nfail = {"t" = 1}\n'
-             '[[variant.replace]]\nfind = "x"\nwith = "y"\n', "anomaly kind")):
+            (('[[variant]]\nname = "a"\nwhat = "w"\nbase = "solution"\nfail = {"t" = 1}\n'
+              '[[variant.replace]]\nfind = "x"\nwith = "y"\n'), "anomaly kind")):
         path.write_text(text)
         with pytest.raises(VariantError, match=message):
             parse_variants(path, "01")
