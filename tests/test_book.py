@@ -83,6 +83,12 @@ def test_site_builds_strict_with_every_chapter_and_lab(site):
     assert (site / "labs" / "index.html").is_file()
     for lab in book.labs_with_toml(ROOT):
         assert (site / "labs" / lab.slug / "index.html").is_file(), lab.slug
+    from splitbrain import book_figures
+    for fig in book_figures.FIGURES:
+        assert (site / "assets" / "figures" / f"{fig.name}.svg").is_file(), fig.name
+        page = next((site / "chapters").glob(f"{fig.name[:2]}-*/index.html")).read_text()
+        assert f'src="../../assets/figures/{fig.name}.svg"' in page, \
+            f"the built chapter {fig.name[:2]} does not show {fig.name}.svg"
 
 
 @pytest.fixture(scope="module")
