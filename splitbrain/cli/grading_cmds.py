@@ -3,9 +3,14 @@ instructor's grading."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import signal
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -165,11 +170,15 @@ def _check_once(lab, submission: Path, args) -> int:
     from splitbrain.grading import reports
     from splitbrain.grading.handout import load_progress_for, next_hint, record_attempt
     from splitbrain.grading.runner import grade_submission
-    out = paths.state_dir() / "check" / lab.slug
     from rich.console import Console
-    with Console(stderr=True).status(f"grading {submission.name} for {lab.slug} under faults "
-                                     f"(seed {args.seed}; a minute or so)..."):
+    out = paths.state_dir() / "check" / lab.slug
+    with _interruptible() as stopped, Console(stderr=True).status(
+            f"grading {submission.name} for {lab.slug} under faults (seed {args.seed}; a minute "
+            f"or so)..."):
         result = grade_submission(lab, submission, args.seed, out, include_public=True)
+    if stopped.is_set():
+        print("stopped: this attempt does not count.", file=sys.stderr)
+        raise KeyboardInterrupt
     why = _not_graded(result)
     if why is not None:  # not the learner's attempt: no progress recorded, no hint spent
         message = (f"{lab.slug} could not be graded, so this attempt does not count:\n{why}\n"
@@ -197,6 +206,41 @@ def _check_once(lab, submission: Path, args) -> int:
         print(f"\nnext: fix {_shown(submission)} and run `splitbrain check {lab.slug}` again "
               f"(add --watch to re-check on every save).")
     return 1
+
+
+@contextlib.contextmanager
+def _interruptible():
+    """Ctrl-C during a grading: the grading's pytest processes (children of this one, each in
+    its own session) get SIGINT, so they clean up their workers and namespaces and end at once
+    instead of running to the end; the caller sees the returned event set. A second Ctrl-C
+    interrupts as usual."""
+    stopped = threading.Event()
+
+    def on_sigint(signum, frame):
+        if stopped.is_set():
+            raise KeyboardInterrupt
+        stopped.set()
+        print("\nstopping the grading (its workers and test data are cleaned up)...",
+              file=sys.stderr)
+        try:
+            kids = subprocess.run(["pgrep", "-P", str(os.getpid())], capture_output=True,
+                                  text=True, timeout=5).stdout.split()
+        except (OSError, subprocess.SubprocessError):
+            kids = []
+        for pid in map(int, kids):
+            try:
+                if os.getpgid(pid) == pid:  # a grading session, not a helper of ours
+                    os.killpg(pid, signal.SIGINT)
+            except OSError:
+                pass
+    if threading.current_thread() is not threading.main_thread():
+        yield stopped
+        return
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield stopped
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _shown(path: Path) -> str:
