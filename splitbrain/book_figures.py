@@ -15,6 +15,7 @@ To replace a history: run the broken component through ``check`` again, copy the
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,7 +115,19 @@ def render_svg(root: Path, fig: BookFigure) -> str:
             figure = draw(history, verdict=_verdict(fig), title=fig.title, **fig.options)
         buf = io.StringIO()
         figure.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
-    return buf.getvalue()
+    svg = buf.getvalue()
+    head, sep, body = svg.partition("?>\n")        # after the XML declaration
+    stamp = f"<!-- drawn by `splitbrain book` with matplotlib {matplotlib.__version__} -->\n"
+    return head + sep + stamp + body if sep else stamp + svg
+
+
+def drawn_with(svg: str) -> str | None:
+    """The matplotlib version a book figure was drawn with (None when it does not say).
+
+    SVG output changes between matplotlib releases, so a figure is compared with a fresh drawing
+    only when both come from the same release."""
+    m = re.search(r"drawn by `splitbrain book` with matplotlib (\S+) -->", svg[:400])
+    return m.group(1) if m else None
 
 
 def figure_pages(root: Path) -> list[tuple[Path, str]]:
