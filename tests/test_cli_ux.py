@@ -168,3 +168,24 @@ def test_grade_stopped_with_ctrl_c_resumes_where_it_was(services, tmp_path):
     assert again.stdout.count("(kept from the last run)") == saved
     assert (out / "gradebook.csv").read_text().count("full marks") == 6
     assert "6 submission(s) of 00-counter: 6 full marks" in again.stderr
+
+
+def test_ctrl_c_during_check_stops_the_grading_and_does_not_count(services, tmp_path):
+    env = {**os.environ, "SPLITBRAIN_ROOT": str(FIXTURE), "SPLITBRAIN_HOME": str(tmp_path / "h"),
+           "SPLITBRAIN_REDIS_URL": services.redis_url,
+           "SPLITBRAIN_POSTGRES_URL": services.postgres_url}
+    # a submission that hangs: each test waits out its 5 s call limit, so the grading is running
+    proc = subprocess.Popen([sys.executable, "-m", "splitbrain", "check", "00", "--submission",
+                             str(HOSTILE / "infinite_loop.py")], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True).stdout:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stdout + stderr
+    assert "this attempt does not count" in stderr and "Traceback" not in stderr
+    assert "score" not in stdout
+    labs = json.loads(_cli("labs", "--json", env=env).stdout)
+    assert labs["labs"][0]["progress"]["attempts"] == 0
