@@ -61,6 +61,10 @@ def spacetime(history: History, verdict: Any = None, *, highlight: Iterable[int]
             ax.text(w["start"], -0.62, label, fontsize=7, color=FAULT_COLOR, va="bottom")
 
     labelled: set[tuple[str, int]] = set()
+    # thin evidence bars get their label written beside them, when there are few enough to read
+    n_marked = sum(1 for op in ops if ({op.invoke.index} | (
+        {op.complete.index} if op.complete else set())) & marked)
+    side_labels = n_marked <= 4
     for op in ops:
         y = lane_of.get(op.process)
         if y is None:
@@ -79,7 +83,7 @@ def spacetime(history: History, verdict: Any = None, *, highlight: Iterable[int]
         if bar_w > span_all * 0.06:
             ax.text(op.start + bar_w / 2, y, text, ha="center", va="center", fontsize=7,
                     clip_on=True)
-        elif hit:  # evidence too short to hold its label: write it beside the bar, in full
+        elif hit and side_labels:  # evidence too short to hold its label: write it beside the bar, in full
             text = op.f + (f" {short(_fmt(op.args), 48)}" if op.args not in (None, {}) else "")
             if op.complete is not None and op.result is not None:
                 text += f" → {short(_fmt(op.result), 16)}"
