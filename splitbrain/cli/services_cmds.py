@@ -161,6 +161,10 @@ def cmd_status(args) -> int:
     else:
         err.print("no services recorded: run `splitbrain up`")
     ok = bool(st["services"]) and all(s["healthy"] for s in st["services"].values())
+    if st["services"] and not ok and not args.json:
+        err.print("a service is not answering: `splitbrain up` restarts the kit's own servers; "
+                  "for an external one, check that server. `splitbrain doctor` lists what is "
+                  "missing.", highlight=False)
     return 0 if ok else 1
 
 
