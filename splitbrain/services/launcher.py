@@ -121,9 +121,9 @@ def run_start(args, out, err) -> int:
                 _wait(c, 120.0)
         out.print(f"[bold]Split Brain is running[/] (services: {ep.backend})")
         for name in ep.backends:
-            out.print(f"  {name:10} {ep.url(name).split('@')[-1]}")
+            out.print(f"  {name:9} {ep.url(name).split('@')[-1]}")
         for c in children:
-            out.print(f"  {c.name:10} {c.url}")
+            out.print(f"  {c.name:9} {c.url}")
         if args.check:
             return 0
         out.print("Press Ctrl-C to stop.")
