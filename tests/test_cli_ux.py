@@ -189,3 +189,23 @@ def test_ctrl_c_during_check_stops_the_grading_and_does_not_count(services, tmp_
     assert "score" not in stdout
     labs = json.loads(_cli("labs", "--json", env=env).stdout)
     assert labs["labs"][0]["progress"]["attempts"] == 0
+
+
+def test_a_folder_per_learner_grades_the_component_not_the_tests_or_the_notebook(tmp_path, capsys):
+    from splitbrain.cli._batch import _one_per_learner
+    from splitbrain.lab import discover_labs
+    (lab,) = discover_labs(FIXTURE)
+    for who, files in (("alice", ["counter.py", "test_public.py", "lab.ipynb"]),
+                       ("bob", ["mine.py", "conftest.py"]), ("carol", ["lab.ipynb"])):
+        (tmp_path / who).mkdir()
+        for f in files:
+            (tmp_path / who / f).write_text("")
+    picked = _one_per_learner([str(tmp_path)], lab)
+    assert [str(Path(p).relative_to(tmp_path)) for p in picked] == [
+        "alice/counter.py", "bob/mine.py", "carol/lab.ipynb"]
+    err = capsys.readouterr().err
+    assert "alice/: grading counter.py (left out: lab.ipynb, test_public.py)" in err
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    (flat / "a.py").write_text("")
+    assert _one_per_learner([str(flat)], lab) == [str(flat)]  # a flat folder is graded as is

@@ -12,7 +12,7 @@ from splitbrain.lab import LabError, discover_labs, find_lab
 
 
 def _line(result, reused: bool) -> str:
-    name = Path(result.submission).name
+    name = result.extra.get("key") or Path(result.submission).name  # alice-lock for alice/lock.py
     if result.error:
         return f"{name}: could not grade: {result.error.strip().splitlines()[0]}"
     note = " (kept from the last run)" if reused else ""
@@ -33,6 +33,31 @@ def _did_not_run(result) -> str | None:
     if result.tests and len(errors) == 1 and all(t.status == "error" for t in result.tests):
         return errors.pop()
     return None
+
+
+def _one_per_learner(args: list[str], lab) -> list[str | Path]:
+    """A folder of one folder per learner often holds more than the component (the notebook, the
+    public tests copied from the handout): grade the component when it is there, never a
+    test_*.py or conftest.py, and say what was left out."""
+    out: list[str | Path] = []
+    for arg in args:
+        top = Path(arg)
+        if not top.is_dir() or any(q.is_file() and q.suffix in (".py", ".ipynb")
+                                   for q in top.iterdir()):
+            out.append(arg)  # a file, or a flat folder of submissions: graded as they are
+            continue
+        for learner in sorted(d for d in top.iterdir() if d.is_dir()):
+            found = sorted(q for q in learner.iterdir()
+                           if q.is_file() and q.suffix in (".py", ".ipynb"))
+            keep = [q for q in found if q.name == lab.component] or [
+                q for q in found if not q.name.startswith("test_") and q.name != "conftest.py"]
+            if len(keep) < len(found):
+                left = ", ".join(q.name for q in found if q not in keep)
+                took = ", ".join(q.name for q in keep) or "nothing"
+                print(f"note: {learner.name}/: grading {took} (left out: {left})",
+                      file=sys.stderr)
+            out.extend(keep)
+    return out or list(args)  # nothing found: expand() names the folder that holds nothing
 
 
 def _positive(name: str, value: int) -> None:
@@ -59,7 +84,7 @@ def cmd_grade(args) -> int:
               file=sys.stderr)
         return 2
     try:
-        subs = expand(args.submissions)
+        subs = expand(_one_per_learner(args.submissions, lab))
     except SubmissionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

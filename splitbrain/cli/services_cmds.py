@@ -175,7 +175,8 @@ def cmd_doctor(args) -> int:
     for col in ("check", "result", "fix"):
         t.add_column(col, overflow="fold")
     for c in checks:
-        mark = "[green]ok[/]" if c.ok else ("[yellow]optional[/]" if c.optional else "[red]missing[/]")
+        mark = ("[green]ok[/]" if c.ok else "[yellow]optional[/]" if c.optional
+                else "[red]missing[/]")
         t.add_row(c.name, f"{mark} {c.detail}", "" if c.ok else c.fix)
     out.print(t)
     bad = [c for c in checks if not c.ok and not c.optional]
