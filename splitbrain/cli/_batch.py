@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from splitbrain.cli.grading_cmds import _lab
+from splitbrain.cli.grading_cmds import _interruptible, _lab
 from splitbrain.lab import LabError, discover_labs, find_lab
 
 
@@ -169,16 +169,23 @@ def cmd_verify(args) -> int:
               markup=False)
     t0 = time.monotonic()
     by_slug = {}
-    with ThreadPoolExecutor(max_workers=max(1, (args.jobs + 1) // 2)) as pool:
-        futures = [pool.submit(verify_lab, lab, args.seed, args.repeat,
-                               concurrent=args.jobs > 1) for lab in labs]
+    futures: list = []
+    with _interruptible(lambda: [f.cancel() for f in futures]) as stopped, \
+            ThreadPoolExecutor(max_workers=max(1, (args.jobs + 1) // 2)) as pool:
+        futures += [pool.submit(verify_lab, lab, args.seed, args.repeat,
+                                concurrent=args.jobs > 1) for lab in labs]
         with err.status("verifying...") as live:
             for fut in as_completed(futures):
+                if stopped.is_set():
+                    break
                 p = fut.result()
                 by_slug[p.lab] = p
                 live.update(f"verifying... {len(by_slug)}/{len(labs)} done")
                 err.print(f"{p.lab}: {'proves itself' if p.proves else 'DOES NOT prove itself'} "
                           f"({time.monotonic() - t0:.0f} s)", markup=False)
+    if stopped.is_set():
+        err.print("stopped: no verdict.", markup=False)
+        return 130
     proofs = [by_slug[lab.slug] for lab in labs]
     if args.json:
         print(json.dumps({"labs": [p.to_dict() for p in proofs]}, indent=1))

@@ -209,12 +209,28 @@ def _check_once(lab, submission: Path, args) -> int:
 
 
 @contextlib.contextmanager
-def _interruptible():
-    """Ctrl-C during a grading: the grading's pytest processes (children of this one, each in
-    its own session) get SIGINT, so they clean up their workers and namespaces and end at once
-    instead of running to the end; the caller sees the returned event set. A second Ctrl-C
-    interrupts as usual."""
-    stopped = threading.Event()
+def _interruptible(on_stop=None):
+    """Ctrl-C during gradings: every grading pytest process of this command (a child in its own
+    session) gets SIGINT, so it cleans up its workers and namespaces and ends at once, and so
+    does any grading that starts after, until the block ends; ``on_stop`` runs first (e.g. to
+    cancel queued work). The caller sees the returned event set. A second Ctrl-C interrupts as
+    usual."""
+    stopped, finished = threading.Event(), threading.Event()
+
+    def stop_children() -> None:
+        while not finished.is_set():
+            try:
+                kids = subprocess.run(["pgrep", "-P", str(os.getpid())], capture_output=True,
+                                      text=True, timeout=5).stdout.split()
+            except (OSError, subprocess.SubprocessError):
+                return
+            for pid in map(int, kids):
+                try:
+                    if os.getpgid(pid) == pid:  # a grading session, not a helper of ours
+                        os.killpg(pid, signal.SIGINT)
+                except OSError:
+                    pass
+            finished.wait(0.5)
 
     def on_sigint(signum, frame):
         if stopped.is_set():
@@ -222,17 +238,9 @@ def _interruptible():
         stopped.set()
         print("\nstopping the grading (its workers and test data are cleaned up)...",
               file=sys.stderr)
-        try:
-            kids = subprocess.run(["pgrep", "-P", str(os.getpid())], capture_output=True,
-                                  text=True, timeout=5).stdout.split()
-        except (OSError, subprocess.SubprocessError):
-            kids = []
-        for pid in map(int, kids):
-            try:
-                if os.getpgid(pid) == pid:  # a grading session, not a helper of ours
-                    os.killpg(pid, signal.SIGINT)
-            except OSError:
-                pass
+        if on_stop:
+            on_stop()
+        threading.Thread(target=stop_children, daemon=True).start()
     if threading.current_thread() is not threading.main_thread():
         yield stopped
         return
@@ -240,6 +248,7 @@ def _interruptible():
     try:
         yield stopped
     finally:
+        finished.set()
         signal.signal(signal.SIGINT, previous)
 
 
