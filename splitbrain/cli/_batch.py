@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from splitbrain.cli.grading_cmds import _interruptible, _lab
+from splitbrain.cli.grading_cmds import _interruptible, _lab, services_problem
 from splitbrain.lab import LabError, discover_labs, find_lab
 
 
@@ -88,6 +88,10 @@ def cmd_grade(args) -> int:
     except SubmissionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    problem = services_problem([lab])
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 3
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         print(f"error: --out {args.out} is a file; give a folder for the results",
@@ -134,17 +138,20 @@ def cmd_grade(args) -> int:
         print(f"wrote {out_dir / 'gradescope'}/<submission>/results.json ({len(per_sub)} files)")
     if len(results) == 1:
         reports.summary(results[0])
+    infra = [r for r in results if r.infra_errors and not r.error]
     full = sum(r.full_marks for r in results)
     failed = sum(bool(r.error) for r in results)
-    norun = sum(not r.error and _did_not_run(r) is not None for r in results)
-    infra = [r for r in results if r.infra_errors and not r.error]
-    print(f"\n{len(results)} submission(s) of {lab.slug}: {full} full marks, "
-          f"{len(results) - full - failed - norun} lost points, {norun} did not run (the reason "
-          f"is on their line; they score 0), {failed} could not be graded. Gradebook and reports: "
+    norun = sum(not r.error and r not in infra and _did_not_run(r) is not None for r in results)
+    lost = len(results) - full - failed - norun - len(infra)
+    print(f"\n{len(results)} submission(s) of {lab.slug}: {full} full marks, {lost} lost points, "
+          f"{norun} did not run (the reason is on their line; they score 0), {failed} could not "
+          f"be graded, {len(infra)} not fully graded (services failed). Gradebook and reports: "
           f"{out_dir}/", file=sys.stderr)
     if infra:
-        print(f"{len(infra)} submission(s) have tests not graded because a service failed: run "
-              f"the same command again to grade only those.", file=sys.stderr)
+        print(f"{len(infra)} submission(s) have tests not graded because a service failed; "
+              f"`splitbrain status` shows the services. Run the same command again to grade "
+              f"only those (exit 3).", file=sys.stderr)
+        return 3
     return 0
 
 
@@ -163,6 +170,10 @@ def cmd_verify(args) -> int:
         return 2
     _positive("--jobs", args.jobs)
     _positive("--repeat", args.repeat)
+    problem = services_problem(labs)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 3
     err = Console(stderr=True, highlight=False)
     err.print(f"proving {len(labs)} lab(s): each grades its broken handout and its solution "
               f"under faults ({args.jobs} grading(s) at once; a lab takes a minute or more)",

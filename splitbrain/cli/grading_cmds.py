@@ -75,8 +75,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                "Ctrl-C resumes where it was when run again with the same --out; unchanged "
                "submissions are not graded twice. Reports are written to OUT at the end. A "
                "submission that cannot be graded is reported as such and does not stop the "
-               "batch. Exit 0 when the batch completed, 130 when it was stopped with Ctrl-C, "
-               "2 on bad arguments.",
+               "batch. Exit 0 when the batch completed, 2 on bad arguments, 3 when the services "
+               "do not answer (some tests not graded; run again), 130 when stopped with Ctrl-C.",
                [("splitbrain grade 01 submissions/", "every file in the folder"),
                 ("splitbrain grade 01 alice.py bob.ipynb --out grades/", "two submissions"),
                 ("splitbrain grade 01 subs/ --jobs 2 --format csv", "only the gradebook")])
@@ -252,6 +252,24 @@ def _interruptible(on_stop=None):
         signal.signal(signal.SIGINT, previous)
 
 
+def services_problem(labs) -> str | None:
+    """Start (or find) the services the labs need before grading; what is wrong when they cannot
+    be had, so that no grading runs only to report every test as not graded."""
+    from rich.console import Console
+    from splitbrain.services import ServiceError, ensure_up
+    names = sorted({n for lab in labs for n in lab.services})
+    if not names:
+        return None
+    try:
+        with Console(stderr=True).status(f"starting {', '.join(names)} if needed (the first "
+                                         f"start copies a Postgres cluster)..."):
+            ensure_up(names)
+    except ServiceError as e:
+        return (f"the services the grading needs are not available: {e}\n`splitbrain status` "
+                f"shows them, `splitbrain doctor` says what is missing.")
+    return None
+
+
 def _shown(path: Path) -> str:
     try:
         return str(path.relative_to(Path.cwd()))
@@ -295,6 +313,9 @@ def cmd_check(args) -> int:
         if not args.watch:
             return code
     else:
+        problem = services_problem([lab])
+        if problem:
+            return _check_error(args, problem, 3)
         code = _check_once(lab, submission, args)
     if not args.watch:
         return code
