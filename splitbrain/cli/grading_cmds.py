@@ -129,6 +129,11 @@ def cmd_labs(args) -> int:
     except LabError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if not labs:
+        from splitbrain import paths
+        print(f"error: no labs found under {paths.labs_dir()} (run the command inside the Split "
+              f"Brain checkout, or set SPLITBRAIN_ROOT to it)", file=sys.stderr)
+        return 2
     progress = load_progress()
     rows = [{"lab": l.slug, "title": l.title, "chapter": l.chapter,
              "progress": progress.get(l.slug, {"attempts": 0, "done": False})} for l in labs]
@@ -138,15 +143,23 @@ def cmd_labs(args) -> int:
     from rich.console import Console
     from rich.table import Table
     t = Table(title="Split Brain labs")
-    for c in ("lab", "title", "chapter", "progress"):
-        t.add_column(c)
+    t.add_column("lab", no_wrap=True)  # the name to type: never cut
+    t.add_column("title")
+    t.add_column("chapter", overflow="fold")
+    t.add_column("progress")
     for r in rows:
         p = r["progress"]
         state = ("done" if p.get("done") else
                  f"{p.get('best', 0):g}/{p.get('max', 0):g} after {p['attempts']} attempt(s)"
                  if p.get("attempts") else "not started")
-        t.add_row(r["lab"], r["title"], r["chapter"], state)
+        t.add_row(r["lab"], r["title"], f"docs/{r['chapter']}", state)
     Console().print(t)
+    todo = next((r["lab"] for r in rows if not r["progress"].get("done")), None)
+    if todo:
+        print(f"next: read the chapter, open labs/{todo}/ in JupyterLab (`splitbrain start`), fix "
+              f"the component, then `splitbrain check {todo}`", file=sys.stderr)
+    else:
+        print("every lab is done.", file=sys.stderr)
     return 0
 
 
