@@ -32,7 +32,8 @@ def summary(result: GradingResult, console=None, show_messages: bool = True) -> 
     table.add_column("faults")
     for t in result.tests:
         table.add_row(t.name, f"[{_STYLE[t.status]}]{t.status}[/]",
-                      f"{t.points:g}/{t.max_points:g}", ", ".join(t.faults))
+                      f"{t.points:g}/{t.max_points:g}" if t.max_points else "public (0)",
+                      ", ".join(t.faults))
     console.print(table)
     if show_messages:
         for t in result.tests:
