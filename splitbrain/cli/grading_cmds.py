@@ -230,14 +230,21 @@ def _interruptible(on_stop=None):
     usual."""
     stopped, finished = threading.Event(), threading.Event()
 
+    def children() -> set[int] | None:
+        try:
+            return set(map(int, subprocess.run(["pgrep", "-P", str(os.getpid())],
+                                               capture_output=True, text=True,
+                                               timeout=5).stdout.split()))
+        except (OSError, subprocess.SubprocessError, ValueError):
+            return None
+    before = children() or set()  # servers this command started stay up
+
     def stop_children() -> None:
         while not finished.is_set():
-            try:
-                kids = subprocess.run(["pgrep", "-P", str(os.getpid())], capture_output=True,
-                                      text=True, timeout=5).stdout.split()
-            except (OSError, subprocess.SubprocessError):
+            kids = children()
+            if kids is None:
                 return
-            for pid in map(int, kids):
+            for pid in kids - before:
                 try:
                     if os.getpgid(pid) == pid:  # a grading session, not a helper of ours
                         os.killpg(pid, signal.SIGINT)
