@@ -18,7 +18,7 @@ from splitbrain.cli._help import parser
 from splitbrain.lab import LabError, discover_labs, find_lab
 
 
-LAB_HELP = "lab slug, number or name: 01-fencing-locks, 01, 1 or fencing-locks"
+LAB_HELP = "the lab: its number (1 or 01), its folder name (01-fencing-locks) or its name"
 SEED_HELP = ("seed of the fault schedules; the same seed replays the same faults at the same "
              "moments (default 1)")
 

@@ -76,7 +76,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_doctor)
 
     p = parser(sub, "start", "services up, JupyterLab on labs/, the book; Ctrl-C stops it",
-               "The learner's main job: start the services, JupyterLab on labs/ and the book "
+               "What a learner runs first: the services, JupyterLab on labs/ and the book "
                "served locally, print their addresses and run until Ctrl-C, which stops "
                "JupyterLab, the book and the services this command started.",
                [("splitbrain start", "everything"),
