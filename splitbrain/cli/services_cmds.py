@@ -76,8 +76,8 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_doctor)
 
     p = parser(sub, "start", "services up, JupyterLab on labs/, the book; Ctrl-C stops it",
-               "What a learner runs first: the services, JupyterLab on labs/ and the book "
-               "served locally, print their addresses and run until Ctrl-C, which stops "
+               "What a learner runs first. Starts the services, JupyterLab on labs/ and the "
+               "book served locally, prints their addresses and runs until Ctrl-C, which stops "
                "JupyterLab, the book and the services this command started.",
                [("splitbrain start", "everything"),
                 ("splitbrain start --no-book", "services and JupyterLab only"),
