@@ -113,6 +113,13 @@ def cmd_up(args) -> int:
         err.print(f"[yellow]note:[/] {escape(str(note))}", highlight=False)
     kinds = getattr(ep, "backends", {}) or {}
     external = [n for n, b in kinds.items() if b == "external"]
+    from splitbrain.services import external as ext
+    for name in external:  # a changed variable does not replace a recorded server by itself
+        wanted = ext.configured_url(name)
+        if wanted and wanted != ep.url(name):
+            err.print(f"[yellow]note:[/] {ext.ENV[name]} is {escape(redact(wanted))} but the "
+                      f"recorded {escape(redact(ep.url(name)))} is still used; `splitbrain down "
+                      f"--only {name}` then `splitbrain up` switches to it.", highlight=False)
     if ep.started:
         err.print(f"started: {', '.join(ep.started)}", highlight=False)
     if external:
