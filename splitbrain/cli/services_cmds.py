@@ -123,8 +123,8 @@ def cmd_up(args) -> int:
     if ep.started:
         err.print(f"started: {', '.join(ep.started)}", highlight=False)
     if external:
-        err.print(f"using the external {', '.join(external)} (the kit does not start or stop "
-                  f"them)", highlight=False)
+        err.print(f"using the external {', '.join(external)} (the kit never starts or stops "
+                  f"external servers)", highlight=False)
     if not ep.started and not external:
         err.print("started: nothing (all were running)", highlight=False)
     st = status()
