@@ -135,10 +135,12 @@ def expand(paths: list[str | Path]) -> list[Path]:
                 found = sorted(q for d in p.iterdir() if d.is_dir()
                                for q in d.iterdir() if q.is_file() and q.suffix in SUFFIXES)
             if not found:
-                raise SubmissionError(f"{p}: no .py or .ipynb submissions in this folder")
+                raise SubmissionError(f"{p}: no .py or .ipynb submissions in this folder or in "
+                                      f"its sub-folders (one per learner)")
             out.extend(found)
         elif p.exists():
             out.append(p)
         else:
-            raise SubmissionError(f"{p}: no such file or folder")
+            raise SubmissionError(f"{p}: no such file or folder (pass the learners' .py or "
+                                  f".ipynb files, or the folder that holds them)")
     return out
