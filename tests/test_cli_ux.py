@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from splitbrain.cli import build_parser
+from splitbrain.cli.grading_cmds import child_pids
 from splitbrain.lab import LabError, find_lab
 
 FIXTURE = Path(__file__).parent / "fixtures" / "project"
@@ -181,7 +182,7 @@ def test_ctrl_c_during_check_stops_the_grading_and_does_not_count(services, tmp_
                              str(HOSTILE / "infinite_loop.py")], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
-    while not subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True).stdout:
+    while not child_pids(proc.pid):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)

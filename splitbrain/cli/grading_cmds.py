@@ -221,6 +221,25 @@ def _check_once(lab, submission: Path, args) -> int:
     return 1
 
 
+def child_pids(pid: int) -> set[int] | None:
+    """The processes whose parent is ``pid`` (from /proc, else ``pgrep -P``); None if unknown."""
+    proc = Path("/proc")
+    if (proc / "self" / "stat").is_file():
+        kids = set()
+        for stat in proc.glob("[0-9]*/stat"):
+            try:  # "pid (comm) state ppid ...": comm may hold spaces and parentheses
+                if int(stat.read_text().rpartition(")")[2].split()[1]) == pid:
+                    kids.add(int(stat.parent.name))
+            except (OSError, ValueError, IndexError):
+                continue
+        return kids
+    try:
+        return set(map(int, subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
+                                           text=True, timeout=5).stdout.split()))
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+
+
 @contextlib.contextmanager
 def _interruptible(on_stop=None):
     """Ctrl-C during gradings: every grading pytest process of this command (a child in its own
@@ -231,12 +250,7 @@ def _interruptible(on_stop=None):
     stopped, finished = threading.Event(), threading.Event()
 
     def children() -> set[int] | None:
-        try:
-            return set(map(int, subprocess.run(["pgrep", "-P", str(os.getpid())],
-                                               capture_output=True, text=True,
-                                               timeout=5).stdout.split()))
-        except (OSError, subprocess.SubprocessError, ValueError):
-            return None
+        return child_pids(os.getpid())
     before = children() or set()  # servers this command started stay up
 
     def stop_children() -> None:
