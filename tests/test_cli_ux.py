@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from splitbrain.cli import build_parser
-from splitbrain.cli.grading_cmds import child_pids
+from splitbrain.cli._run import child_pids
 from splitbrain.lab import LabError, find_lab
 
 FIXTURE = Path(__file__).parent / "fixtures" / "project"
@@ -36,8 +36,8 @@ def test_every_subcommand_help_has_a_description_an_example_and_explains_every_o
     for action in p._actions:
         if action.dest == "help":
             continue
-        assert action.help, f"`splitbrain {name}`: {'/'.join(action.option_strings) or action.dest}"\
-                            f" has no help text"
+        what = "/".join(action.option_strings) or action.dest
+        assert action.help, f"`splitbrain {name}`: {what} has no help text"
         takes_value = action.nargs != 0 and action.option_strings
         if takes_value and action.default not in (None, False):
             assert "default" in action.help, f"{name} {action.option_strings}: default not stated"

@@ -7,7 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from splitbrain.cli.grading_cmds import _interruptible, _lab, services_problem
+from splitbrain.cli._run import interruptible, services_problem
+from splitbrain.cli.grading_cmds import _lab
 from splitbrain.lab import LabError, discover_labs, find_lab
 
 
@@ -181,7 +182,7 @@ def cmd_verify(args) -> int:
     t0 = time.monotonic()
     by_slug = {}
     futures: list = []
-    with _interruptible(lambda: [f.cancel() for f in futures]) as stopped, \
+    with interruptible(lambda: [f.cancel() for f in futures]) as stopped, \
             ThreadPoolExecutor(max_workers=max(1, (args.jobs + 1) // 2)) as pool:
         futures += [pool.submit(verify_lab, lab, args.seed, args.repeat,
                                 concurrent=args.jobs > 1) for lab in labs]
