@@ -92,3 +92,17 @@ def services_problem(labs) -> str | None:
         return (f"the services the grading needs are not available: {e}\n`splitbrain status` "
                 f"shows them, `splitbrain doctor` says what is missing.")
     return None
+
+
+@contextlib.contextmanager
+def working(text: str):
+    """A spinner with ``text`` on a terminal; elsewhere (a notebook's ``!splitbrain``, a log) the
+    text once on stderr, so a long wait is never silent."""
+    from rich.console import Console
+    err = Console(stderr=True, highlight=False)
+    if err.is_terminal:
+        with err.status(text):
+            yield
+    else:
+        print(text, file=sys.stderr, flush=True)
+        yield

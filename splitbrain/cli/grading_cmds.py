@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from splitbrain.cli._help import parser
-from splitbrain.cli._run import interruptible, services_problem
+from splitbrain.cli._run import interruptible, services_problem, working
 from splitbrain.lab import LabError, discover_labs, find_lab
 
 
@@ -179,9 +179,8 @@ def _check_once(lab, submission: Path, args) -> int:
     from splitbrain.grading import reports
     from splitbrain.grading.handout import load_progress_for, next_hint, record_attempt
     from splitbrain.grading.runner import grade_submission
-    from rich.console import Console
     out = paths.state_dir() / "check" / lab.slug
-    with interruptible() as stopped, Console(stderr=True).status(
+    with interruptible() as stopped, working(
             f"grading {submission.name} for {lab.slug} under faults (seed {args.seed}; a minute "
             f"or so)..."):
         result = grade_submission(lab, submission, args.seed, out, include_public=True)

@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from splitbrain.cli._help import parser
+from splitbrain.cli._run import working
 from splitbrain.services import BACKENDS, SERVICES, ServiceError, down, ensure_up, status
 from splitbrain.services.external import redact
 
@@ -104,7 +105,7 @@ def _show_table(st: dict) -> None:
 
 def cmd_up(args) -> int:
     try:
-        with err.status("starting services (first start copies a Postgres cluster)..."):
+        with working("starting services (the first start copies a Postgres cluster)..."):
             ep = ensure_up(args.only, backend=args.backend)
     except ServiceError as e:
         err.print(f"[red]error:[/] {escape(str(e))}", highlight=False)
