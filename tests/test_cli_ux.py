@@ -212,3 +212,12 @@ def test_a_folder_per_learner_grades_the_component_not_the_tests_or_the_notebook
     flat.mkdir()
     (flat / "a.py").write_text("")
     assert _one_per_learner([str(flat)], lab) == [str(flat)]  # a flat folder is graded as is
+
+
+def test_grade_refuses_an_out_folder_that_holds_another_labs_grades(fixture_env, tmp_path):
+    out = tmp_path / "grades"
+    (out / "alice").mkdir(parents=True)
+    (out / "alice" / "result.json").write_text(json.dumps({"lab": "01-fencing-locks"}))
+    err = _clean_error(_cli("grade", "00", str(HOSTILE / "good_solution.py"), "--out", str(out),
+                            env=fixture_env))
+    assert "holds grades of 01-fencing-locks" in err and "--out grades/00-counter" in err

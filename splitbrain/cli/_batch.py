@@ -61,6 +61,18 @@ def _one_per_learner(args: list[str], lab) -> list[str | Path]:
     return out or list(args)  # nothing found: expand() names the folder that holds nothing
 
 
+def _other_lab(out_dir: Path, slug: str) -> str | None:
+    """The lab whose results already fill ``out_dir``, when it is not ``slug``."""
+    for done in sorted(out_dir.glob("*/result.json")) if out_dir.is_dir() else ():
+        try:
+            lab = json.loads(done.read_text()).get("lab")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if lab and lab != slug:
+            return lab
+    return None
+
+
 def _positive(name: str, value: int) -> None:
     if value < 1:
         print(f"error: {name} must be 1 or more, got {value}", file=sys.stderr)
@@ -89,15 +101,20 @@ def cmd_grade(args) -> int:
     except SubmissionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    problem = services_problem([lab])
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 3
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         print(f"error: --out {args.out} is a file; give a folder for the results",
               file=sys.stderr)
         return 2
+    other = _other_lab(out_dir, lab.slug)
+    if other:
+        print(f"error: {out_dir}/ holds grades of {other}; a batch resumes from its folder, so "
+              f"give {lab.slug} its own, e.g. --out grades/{lab.slug}", file=sys.stderr)
+        return 2
+    problem = services_problem([lab])
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 3
     results_seen: list = []
     stopping = threading.Event()
 
