@@ -176,11 +176,18 @@ class World:
         except SandboxError:
             pass
 
-    def drain(self, relays: list, deadline_s: float = 20.0, timeout_s: float = 2.0) -> int:
-        """Call ``run_once`` on each relay in turn until a full round publishes nothing (errors
-        count as "not done": the relay is retried until the deadline). Returns the total."""
+    def drain(self, relays: list, deadline_s: float = 20.0, timeout_s: float = 2.0,
+              quiet_rounds: int = 3) -> int:
+        """Call ``run_once`` on each relay in turn until ``quiet_rounds`` rounds in a row publish
+        nothing (errors count as "not done": the relay is retried until the deadline). Returns
+        the total.
+
+        One empty round is not proof that nothing is pending: a relay whose producer has only
+        just connected (a new process after a partition, a slow machine) can see its first
+        flush time out and publish nothing. A relay with nothing to do answers an empty round at
+        once, so asking again costs it nothing."""
         from splitbrain.sandbox import RemoteError
-        total, end = 0, time.monotonic() + deadline_s
+        total, quiet, end = 0, 0, time.monotonic() + deadline_s
         while time.monotonic() < end:
             round_total, errors = 0, 0
             for r in relays:
@@ -191,7 +198,8 @@ class World:
                     continue
                 round_total += int(n) if isinstance(n, int) and not isinstance(n, bool) else 0
             total += round_total
-            if round_total == 0 and errors == 0:
+            quiet = quiet + 1 if round_total == 0 and errors == 0 else 0
+            if quiet >= quiet_rounds:
                 break
         return total
 
