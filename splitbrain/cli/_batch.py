@@ -101,9 +101,9 @@ def cmd_grade(args) -> int:
     except SubmissionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    out_dir = Path(args.out)
+    out_dir = Path(args.out) if args.out else Path("grades") / lab.slug
     if out_dir.exists() and not out_dir.is_dir():
-        print(f"error: --out {args.out} is a file; give a folder for the results",
+        print(f"error: --out {out_dir} is a file; give a folder for the results",
               file=sys.stderr)
         return 2
     other = _other_lab(out_dir, lab.slug)

@@ -67,9 +67,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = parser(sub, "grade", "grade submissions (files, notebooks or folders) of a lab",
                "Grade a class: each SUBMISSION is a .py component, a .ipynb notebook, or a "
                "folder of them (or of one folder per learner). Each result is saved in "
-               "OUT/<submission>/result.json as soon as it is known, so a batch stopped with "
+               "FOLDER/<submission>/result.json as soon as it is known, so a batch stopped with "
                "Ctrl-C resumes where it was when run again with the same --out; unchanged "
-               "submissions are not graded twice. Reports are written to OUT at the end. A "
+               "submissions are not graded twice. Reports are written to FOLDER at the end. A "
                "submission that cannot be graded is reported as such and does not stop the "
                "batch. Exit 0 when the batch completed, 2 on bad arguments, 3 when the services "
                "do not answer (some tests not graded; run again), 130 when stopped with Ctrl-C.",
@@ -81,8 +81,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=".py or .ipynb files, or folders holding them")
     p.add_argument("--jobs", type=int, default=2,
                    help="submissions graded at once (default 2; each uses about one CPU core)")
-    p.add_argument("--out", default="grades", metavar="FOLDER",
-                   help="output folder (default ./grades); a batch that stopped resumes from it")
+    p.add_argument("--out", metavar="FOLDER",
+                   help="output folder (default ./grades/LAB, e.g. grades/01-fencing-locks); a "
+                        "batch that stopped resumes from it")
     p.add_argument("--format", default="json,junit,gradescope,csv", metavar="LIST",
                    help="comma-separated reports to write: json (results.json), junit "
                         "(junit.xml), gradescope (gradescope/<submission>/results.json), csv "
