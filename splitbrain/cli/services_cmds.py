@@ -110,6 +110,10 @@ def cmd_up(args) -> int:
     except ServiceError as e:
         err.print(f"[red]error:[/] {escape(str(e))}", highlight=False)
         return 1
+    except KeyboardInterrupt:
+        err.print("stopped: what had started keeps running; `splitbrain status` shows it, "
+                  "`splitbrain down` stops it, `splitbrain up` finishes the job.", highlight=False)
+        return 130
     for note in ep.notes:
         err.print(f"[yellow]note:[/] {escape(str(note))}", highlight=False)
     kinds = getattr(ep, "backends", {}) or {}
