@@ -111,8 +111,8 @@ def cmd_up(args) -> int:
         err.print(f"[red]error:[/] {escape(str(e))}", highlight=False)
         return 1
     except KeyboardInterrupt:
-        err.print("stopped: what had started keeps running; `splitbrain status` shows it, "
-                  "`splitbrain down` stops it, `splitbrain up` finishes the job.", highlight=False)
+        err.print("stopped before every service was up: run `splitbrain up` again, or "
+                  "`splitbrain down` to stop what had started.", highlight=False)
         return 130
     for note in ep.notes:
         err.print(f"[yellow]note:[/] {escape(str(note))}", highlight=False)
