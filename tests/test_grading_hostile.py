@@ -31,7 +31,10 @@ EXPECT = {
     "read_hidden_tests.py": ("failed", "PermissionError"),
     "flushall.py": ("failed", "NoPermissionError"),
     "delete_other_keys.py": ("failed", "NoPermissionError"),
-    "drop_other_databases.py": ("failed", ("permission denied", "must be owner")),
+    # refused whatever it reaches first; a database it listed may also be gone by the time it
+    # connects (the batch's other namespaces come and go): every road ends in an error
+    "drop_other_databases.py": ("failed", ("permission denied", "must be owner",
+                                           "does not exist")),
     "overwrite_results.py": None,
     "monkeypatch_checker.py": None,
     "good_solution.py": ("passed", ""),
