@@ -16,10 +16,19 @@ _GROUPS = [
 DESCRIPTION = """\
 Split Brain: distributed-systems labs on real Postgres, Redis and Kafka.
 
-Typical session:
+A learner's session:
   splitbrain start                  services up, JupyterLab on labs/, the book served locally
   splitbrain labs                   the labs and your progress
   splitbrain check 01-fencing-locks grade your fix under injected faults, show the next hint
+  splitbrain hint 01                the next hint; `splitbrain reset 01` restores the handout
+
+An instructor or workshop lead:
+  splitbrain doctor                 what this machine lacks, and the command that fixes it
+  splitbrain verify                 every broken handout fails, every solution gets full marks
+  splitbrain grade 01 submissions/  grade a class: JSON, JUnit, Gradescope, CSV gradebook
+  splitbrain up | status | down     the services on their own (embedded, external or docker)
+
+`splitbrain COMMAND --help` explains each command, with examples.
 """
 
 
