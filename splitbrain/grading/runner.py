@@ -27,9 +27,13 @@ INI = "[pytest]\naddopts = -p no:cacheprovider\nconsole_output_style = classic\n
 
 def _private_tests(lab: LabInfo, include_public: bool, dest: Path) -> list[Path]:
     """Copy the hidden (and public) tests into a folder only the grader can read; sandboxed
-    workers run as other users and cannot read them. As root, autograder/ itself is closed too."""
-    if os.geteuid() == 0 and lab.autograder_dir.parent.is_dir():
-        os.chmod(lab.autograder_dir.parent, 0o700)
+    workers run as other users and cannot read them. As root, what a submission could read to
+    cheat is closed too: autograder/, solutions/ (a submission that imports the solution by path
+    would borrow its grade) and the repository's .git (which holds both)."""
+    if os.geteuid() == 0:
+        for d in (lab.autograder_dir.parent, lab.root / "solutions", lab.root / ".git"):
+            if d.is_dir() and d.stat().st_uid == 0:
+                os.chmod(d, 0o700)
     dest.mkdir(mode=0o700, parents=True, exist_ok=True)
     files: list[Path] = []
     if lab.autograder_dir.is_dir():
