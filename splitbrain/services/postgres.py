@@ -36,6 +36,9 @@ SETTINGS: dict[str, str] = {
     "hot_standby": "on",
     "shared_buffers": "32MB",
     "io_method": "sync",
+    # dynamic shared memory as files in the data dir, not POSIX segments in /dev/shm: a server
+    # killed with SIGKILL (a fault the labs inject on purpose) leaves nothing behind in RAM
+    "dynamic_shared_memory_type": "mmap",
     "autovacuum": "off",
     "logging_collector": "off",
     "log_min_messages": "warning",
