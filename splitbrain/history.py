@@ -4,6 +4,10 @@ A history is what the grader *observed*: it records an ``invoke`` when it sends 
 process and an ``ok`` / ``fail`` / ``info`` when the answer comes back (``info``: outcome unknown,
 e.g. a timeout or a crash). Faults are events too, from process ``"nemesis"``. Checkers, reports and
 pictures all read this one format; it is stored as JSON lines.
+
+One call record: the value of an ``invoke`` is always ``{"args": [...], "kwargs": {...}}``
+(:func:`call_value`); read it with :meth:`Operation.arg`. A fault's start and end pair up into a
+:class:`FaultWindow` (:meth:`History.fault_windows`).
 """
 from __future__ import annotations
 
@@ -16,6 +20,11 @@ from typing import Any, Iterable, Iterator, Literal
 
 EventType = Literal["invoke", "ok", "fail", "info"]
 COMPLETIONS = ("ok", "fail", "info")
+
+
+def call_value(args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The one shape of a recorded call's arguments."""
+    return {"args": list(args), "kwargs": dict(kwargs or {})}
 
 
 @dataclass(frozen=True)
@@ -73,12 +82,53 @@ class Operation:
         return self.complete.time if self.complete else None
 
     @property
-    def args(self) -> Any:
-        return self.invoke.value
+    def args(self) -> list[Any]:
+        """Positional arguments of the call (see :func:`call_value`)."""
+        v = self.invoke.value
+        return list(v.get("args") or []) if isinstance(v, dict) else []
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        v = self.invoke.value
+        return dict(v.get("kwargs") or {}) if isinstance(v, dict) else {}
+
+    def arg(self, index: int, name: str | None = None, default: Any = None) -> Any:
+        """The argument passed by keyword ``name``, else the ``index``-th positional one."""
+        kw = self.kwargs
+        if name is not None and name in kw:
+            return kw[name]
+        pos = self.args
+        return pos[index] if 0 <= index < len(pos) else default
 
     @property
     def result(self) -> Any:
         return self.complete.value if self.complete else None
+
+    @property
+    def events(self) -> tuple[int, ...]:
+        """History indexes of the invoke and its completion (for an anomaly's evidence)."""
+        return tuple(e.index for e in (self.invoke, self.complete) if e is not None)
+
+
+@dataclass(frozen=True)
+class FaultWindow:
+    """A fault from its start to its end (``end`` None: never healed in this history).
+
+    name: the registry name ("pause", "partition", ...); target: what it hit ("a", "redis");
+    params: what it was injected with; events: the history indexes of its start and end.
+    """
+
+    name: str
+    target: str | None
+    start: float
+    end: float | None
+    params: dict[str, Any]
+    events: tuple[int, ...]
+
+    def covers(self, t: float, until: float | None = None) -> bool:
+        """Whether the fault was active at time ``t`` (or at some moment of ``[t, until]``)."""
+        hi = t if until is None else until
+        return self.start <= hi and (self.end is None or self.end >= t)
 
 
 @dataclass
@@ -143,6 +193,28 @@ class History:
 
     def faults(self) -> list[Event]:
         return [e for e in self.events if e.fault]
+
+    def fault_windows(self, names: Iterable[str] | None = None) -> list[FaultWindow]:
+        """Every fault as a window, in the order they started; an end pairs with the latest
+        open start of the same fault and target. ``names`` keeps only those faults."""
+        wanted = set(names) if names is not None else None
+        out: list[list[Any]] = []
+        for ev in self.faults():
+            if wanted is not None and ev.f not in wanted:
+                continue
+            v = ev.value if isinstance(ev.value, dict) else {}
+            target = v.get("target")
+            if v.get("phase", "start") == "end":
+                for w in reversed(out):
+                    if w[0] == ev.f and w[1] == target and w[3] is None:
+                        w[3], w[5] = ev.time, (*w[5], ev.index)
+                        break
+                else:  # an end whose start this history does not hold: an instant
+                    out.append([ev.f, target, ev.time, ev.time, {}, (ev.index,)])
+                continue
+            params = {k: x for k, x in v.items() if k not in ("phase", "target")}
+            out.append([ev.f, target, ev.time, None, params, (ev.index,)])
+        return [FaultWindow(*w) for w in out]
 
     def processes(self) -> list[str]:
         seen: dict[str, None] = {}

@@ -1,72 +1,115 @@
 """One lab, read from ``labs/NN-slug/lab.toml``: the single source of truth for a lab.
 
 A lab lives in three folders with the same ``NN-slug``: the handout in ``labs/`` (notebook, broken
-component, public tests), the fixed component in ``solutions/``, and the hidden tests in
-``autograder/``. Labs are found by scanning ``labs/``; there is no second list to keep in step.
+component, public tests, and ``rig/``, the lab's trusted code), the fixed component in
+``solutions/``, and the hidden tests and graded variants in ``autograder/``. Labs are found by
+scanning ``labs/``; there is no second list to keep in step. The kit itself knows no lab.
 """
 from __future__ import annotations
 
 import re
-import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from splitbrain import paths
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["LabInfo", "LabError", "load_lab", "discover_labs", "find_lab"]
+from splitbrain import paths, tomlmodel
+
+__all__ = ["LabInfo", "LabError", "Figure", "load_lab", "discover_labs", "find_lab", "SLUG_RE",
+           "KNOWN_SERVICES"]
 
 FORMAT_VERSION = 1
 SLUG_RE = re.compile(r"^(\d{2})-[a-z0-9][a-z0-9-]*$")
 KNOWN_SERVICES = ("postgres", "redis", "kafka")
+_NAME_RE = r"^[a-z0-9][a-z0-9-]*$"
 
 
 class LabError(ValueError):
     """A lab folder or lab.toml that cannot be used; the message names the file and the field."""
 
 
-@dataclass(frozen=True)
-class LabInfo:
-    """Everything the kit knows about one lab.
+Name = Annotated[str, Field(pattern=_NAME_RE)]
 
-    Fields read from lab.toml:
-      slug: the folder name, ``NN-slug`` (e.g. ``"01-fencing-locks"``); not in the file.
-      format_version: lab.toml format, currently 1.
-      title: the lab's title as shown by ``splitbrain labs``.
-      chapter: the chapter's path relative to ``docs/`` (``"chapters/01-fencing-locks.md"``).
-      component: the file the learner fixes, in ``labs/<slug>/`` and ``solutions/<slug>/``.
-      requires: names the component must define (classes or functions the grader calls).
-      services: services the tests need, a subset of ``postgres``, ``redis``, ``kafka``.
-      faults: names of the faults the hidden tests inject (documentation and reports).
-      notebook: the lab notebook's file name in ``labs/<slug>/``.
-      taught_anomalies: anomaly kinds the broken component must show (``verify`` checks this).
-      hints: ordered hints; ``splitbrain check`` shows the next one after a failed attempt.
-      points: the total the lab is announced as worth; when set, ``verify`` checks that the
-        hidden tests' points add up to it (0: not announced, the tests' sum is the total).
-      test_timeout_s: wall-clock limit of one test, seconds (default 60).
-      memory_mb: memory limit of one sandboxed worker process, MiB (default 512).
-      call_timeout_s: a single call into the learner's code that takes longer is a timeout and
-        its worker is killed (default 10).
-    Derived: root (the project checkout) and the paths below.
+
+class Figure(BaseModel):
+    """One of the book's figures of this lab: a history the grader recorded on the broken
+    handout, drawn with the anomaly the checker found in it.
+
+    name: the figure's file stem; the recording is ``labs/<slug>/figures/<name>.history.jsonl``
+        with its verdict beside it (``<name>.verdict.json``), the drawing
+        ``docs/assets/figures/<slug>-<name>.svg``.
+    test: the hidden test whose recording this is (``splitbrain book --record LAB`` records it
+        again from a grading of the broken handout).
+    picture: the ``splitbrain.viz`` function that draws it.
+    title: the figure's title.
     """
 
-    slug: str
-    title: str
-    chapter: str
-    component: str
-    requires: tuple[str, ...] = ()
-    services: tuple[str, ...] = ()
-    faults: tuple[str, ...] = ()
-    notebook: str = "lab.ipynb"
-    taught_anomalies: tuple[str, ...] = ()
-    hints: tuple[str, ...] = ()
-    points: int = 0
-    test_timeout_s: float = 60.0
-    memory_mb: int = 512
-    call_timeout_s: float = 10.0
-    format_version: int = FORMAT_VERSION
-    root: Path = field(default_factory=paths.project_root, compare=False)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
+    name: Name
+    test: str
+    picture: Literal["spacetime", "lease_timeline"] = "spacetime"
+    title: str
+
+
+class LabInfo(BaseModel):
+    """Everything the kit knows about one lab.
+
+    Fields read from lab.toml (each described in ``Field(description=...)`` below); ``slug`` is
+    the folder name and ``root`` the project checkout, neither written in the file.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    slug: str = Field(description="the folder name, NN-slug (e.g. 07-leader-election)")
+    format_version: Literal[1] = Field(description="lab.toml format; write format_version = 1")
+    title: str = Field(min_length=1, description="the lab's title as `splitbrain labs` shows it")
+    chapter: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*\.md$",
+                         description="the chapter's path relative to docs/")
+    component: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*\.py$",
+                           description="the file the learner fixes, in labs/<slug>/ and "
+                                       "solutions/<slug>/")
+    requires: tuple[str, ...] = Field(default=(), description="names the component must define")
+    services: tuple[Literal["postgres", "redis", "kafka"], ...] = Field(
+        default=(), description="services the tests need")
+    faults: tuple[Name, ...] = Field(
+        default=(), description="names from the fault registry (the kit's and the rig's) that "
+                                "the hidden tests inject")
+    notebook: str = Field(default="lab.ipynb", description="the notebook in labs/<slug>/")
+    taught_anomalies: tuple[Name, ...] = Field(
+        default=(), description="anomaly kinds the broken component must show")
+    hints: tuple[str, ...] = Field(default=(), description="ordered hints, shown one at a time")
+    points: int = Field(default=0, ge=0, description="the announced total; verify checks the "
+                                                     "hidden tests add up to it (0: their sum)")
+    test_timeout_s: float = Field(default=60.0, gt=0, description="wall-clock limit of one test")
+    memory_mb: int = Field(default=512, ge=64, description="memory limit of one worker, MiB")
+    call_timeout_s: float = Field(default=10.0, gt=0,
+                                  description="limit of one call into the learner's code")
+    figures: tuple[Figure, ...] = Field(default=(), description="the book's figures of this lab")
+    root: Path = Field(default_factory=paths.project_root, exclude=True)
+
+    @field_validator("test_timeout_s", "memory_mb", "call_timeout_s", "points", mode="before")
+    @classmethod
+    def _no_bool(cls, v: Any) -> Any:
+        if isinstance(v, bool):
+            raise ValueError("must be a number, not true/false")
+        return v
+
+    @field_validator("chapter")
+    @classmethod
+    def _inside_docs(cls, v: str) -> str:
+        if ".." in v.split("/"):
+            raise ValueError("must stay inside docs/ (no ..)")
+        return v
+
+    @model_validator(mode="after")
+    def _figures_unique(self) -> "LabInfo":
+        names = [f.name for f in self.figures]
+        if len(set(names)) != len(names):
+            raise ValueError(f"two [[figures]] share a name: {sorted(names)}")
+        return self
+
+    # -- derived --------------------------------------------------------------------------------
     @property
     def number(self) -> int:
         return int(self.slug[:2])
@@ -85,6 +128,15 @@ class LabInfo:
         return self.lab_dir / self.component
 
     @property
+    def rig_dir(self) -> Path:
+        """The lab's trusted code, the package ``rig`` (see ``splitbrain.rig``)."""
+        return self.lab_dir / "rig"
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.lab_dir / "figures"
+
+    @property
     def solution_dir(self) -> Path:
         return self.root / "solutions" / self.slug
 
@@ -95,6 +147,16 @@ class LabInfo:
     @property
     def autograder_dir(self) -> Path:
         return self.root / "autograder" / self.slug
+
+    @property
+    def variants_dir(self) -> Path:
+        return self.autograder_dir / "variants"
+
+    @property
+    def selftest_dir(self) -> Path:
+        """Unit tests of the rig (its checkers on hand-written histories), run by the kit's
+        own suite, never graded."""
+        return self.autograder_dir / "selftest"
 
     @property
     def notebook_path(self) -> Path:
@@ -116,33 +178,16 @@ class LabInfo:
         return sorted(self.autograder_dir.glob("test_*.py"))
 
 
-def _field(data: dict, name: str, kind: type, where: Path, default: Any = ...) -> Any:
-    if name not in data:
-        if default is ...:
-            raise LabError(f"{where}: missing field `{name}` ({_HELP.get(name, '')})")
-        return default
-    value = data[name]
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if kind is list:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise LabError(f"{where}: field `{name}` must be a list of strings, got {value!r}")
-        return tuple(value)
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-        raise LabError(f"{where}: field `{name}` must be a {kind.__name__}, got {value!r}")
-    return value
-
-
-_HELP = {
+_HINTS = {
     "format_version": "write format_version = 1",
     "title": 'e.g. title = "Distributed locks and fencing tokens"',
     "chapter": 'path relative to docs/, e.g. chapter = "chapters/01-fencing-locks.md"',
     "component": 'the file the learner fixes, e.g. component = "lock.py"',
+    "services": f"use {', '.join(KNOWN_SERVICES)}",
+    "faults": "fault names are lowercase words joined by dashes; `splitbrain faults` lists them",
+    "taught_anomalies": "anomaly kinds are lowercase words joined by dashes, e.g. stale-write",
+    "memory_mb": "at least 64",
 }
-
-_KNOWN = {"format_version", "title", "chapter", "component", "requires", "services", "faults",
-          "notebook", "taught_anomalies", "hints", "points", "test_timeout_s", "memory_mb",
-          "call_timeout_s"}
 
 
 def load_lab(lab_dir: str | Path, root: str | Path | None = None) -> LabInfo:
@@ -152,46 +197,12 @@ def load_lab(lab_dir: str | Path, root: str | Path | None = None) -> LabInfo:
     root = Path(root) if root is not None else lab_dir.resolve().parent.parent
     if not SLUG_RE.match(lab_dir.name):
         raise LabError(f"{lab_dir}: a lab folder is named NN-slug (two digits, a dash, lowercase "
-                       f"words), e.g. 01-fencing-locks")
+                       f"words), e.g. 07-leader-election")
     if not where.is_file():
-        raise LabError(f"{where}: not found; every lab folder needs a lab.toml")
-    try:
-        data = tomllib.loads(where.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise LabError(f"{where}: not valid TOML: {e}") from None
-    unknown = sorted(set(data) - _KNOWN)
-    if unknown:
-        raise LabError(f"{where}: unknown field(s) {', '.join(unknown)}; known fields are "
-                       f"{', '.join(sorted(_KNOWN))}")
-    version = _field(data, "format_version", int, where)
-    if version != FORMAT_VERSION:
-        raise LabError(f"{where}: field `format_version` is {version}; this kit reads version "
-                       f"{FORMAT_VERSION}")
-    services = _field(data, "services", list, where, ())
-    bad = [s for s in services if s not in KNOWN_SERVICES]
-    if bad:
-        raise LabError(f"{where}: field `services` has unknown service(s) {bad}; use "
-                       f"{', '.join(KNOWN_SERVICES)}")
-    component = _field(data, "component", str, where)
-    if not component.endswith(".py") or "/" in component or "\\" in component:
-        raise LabError(f"{where}: field `component` must be a .py file name in the lab folder, "
-                       f"got {component!r}")
-    timeout = _field(data, "test_timeout_s", float, where, 60.0)
-    memory = _field(data, "memory_mb", int, where, 512)
-    call_timeout = _field(data, "call_timeout_s", float, where, 10.0)
-    if timeout <= 0 or call_timeout <= 0 or memory < 64:
-        raise LabError(f"{where}: test_timeout_s and call_timeout_s must be > 0 and "
-                       f"memory_mb >= 64")
-    return LabInfo(
-        slug=lab_dir.name, format_version=version,
-        title=_field(data, "title", str, where), chapter=_field(data, "chapter", str, where),
-        component=component, requires=_field(data, "requires", list, where, ()),
-        services=services, faults=_field(data, "faults", list, where, ()),
-        notebook=_field(data, "notebook", str, where, "lab.ipynb"),
-        taught_anomalies=_field(data, "taught_anomalies", list, where, ()),
-        hints=_field(data, "hints", list, where, ()), points=_field(data, "points", int, where, 0),
-        test_timeout_s=timeout, memory_mb=memory, call_timeout_s=call_timeout,
-        root=Path(root).resolve())
+        raise LabError(f"{where}: not found; every lab folder needs a lab.toml "
+                       f"(`splitbrain new-lab {lab_dir.name}` writes one)")
+    return tomlmodel.load(where, LabInfo, _HINTS, LabError, slug=lab_dir.name,
+                          root=Path(root).resolve())
 
 
 def discover_labs(root: str | Path | None = None) -> list[LabInfo]:
@@ -208,7 +219,8 @@ def discover_labs(root: str | Path | None = None) -> list[LabInfo]:
 
 
 def find_lab(name: str, root: str | Path | None = None) -> LabInfo:
-    """A lab by slug (``01-fencing-locks``), number (``01``/``1``) or suffix (``fencing-locks``)."""
+    """A lab by slug (``07-leader-election``), number (``07``/``7``) or suffix
+    (``leader-election``)."""
     labs = discover_labs(root)
     for lab in labs:
         if name in (lab.slug, lab.slug[3:]) or (name.isdigit() and int(name) == lab.number):
@@ -222,7 +234,7 @@ def find_lab(name: str, root: str | Path | None = None) -> LabInfo:
 
 
 def _suggest(name: str, labs: list[LabInfo]) -> str:
-    """`` (did you mean 01-fencing-locks?)`` for a near miss or a part of a slug, else ``""``."""
+    """`` (did you mean 07-leader-election?)`` for a near miss or a part of a slug, else ``""``."""
     import difflib
     low = name.lower().strip()
     close = [l.slug for l in labs if low and (low in l.slug or l.slug[3:] in low)]

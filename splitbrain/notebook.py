@@ -10,14 +10,17 @@ only interactively::
         w = ex.spawn("a")                            # a sandboxed worker running lock.py
         lock = w.new("RedisLock", nb.Ref("redis"), ex.ns.key("lock"), 500, clock=nb.Ref("clock"))
         lock.acquire()                               # recorded in ex.history
-        w.pause(); w.resume()                        # faults are recorded too
+        gc = ex.nemesis.inject("pause", w)           # faults go through the nemesis, recorded too
+        gc.heal()
         px = ex.proxy("redis")                       # a fault proxy in front of the namespace's Redis
+        with ex.nemesis.fault("partition", px):
+            ...
     nb.show(ex.history, verdict)                     # the space-time picture and the verdict
 
 ``up`` returns the ``Endpoints`` of ``splitbrain.services``; ``experiment`` returns an
-:class:`Experiment` whose ``spawn``, ``proxy``, ``ns`` and ``history`` behave like the grader's
-fixtures of the same names; leaving the ``with`` block stops the workers, heals and closes the
-proxies and drops the namespace. ``show`` draws ``splitbrain.viz.spacetime`` (or
+:class:`Experiment` whose ``spawn``, ``proxy``, ``nemesis``, ``ns`` and ``history`` behave like the
+grader's fixtures of the same names; leaving the ``with`` block heals every fault, stops the
+workers, closes the proxies and drops the namespace. ``show`` draws ``splitbrain.viz.spacetime`` (or
 ``picture="lease"`` for ``lease_timeline``) inline and prints the verdict in words.
 """
 from __future__ import annotations
@@ -55,6 +58,7 @@ class Experiment:
     ``spawn(name, resources=None)``: a sandboxed worker running the component, given the
         namespace's restricted URLs (``resources`` overrides some, e.g. a proxy's URL).
     ``proxy(service)``: a fault proxy in front of the namespace's ``"redis"`` or ``"postgres"``.
+    ``nemesis``: injects faults by their registry name and records them in ``history``.
     """
 
     def __init__(self, component: str | Path, services: Any, memory_mb: int = 512) -> None:
@@ -67,6 +71,8 @@ class Experiment:
         self.services = services
         self.ns = open_namespace(services)
         self.history = History()
+        from splitbrain.faults import Nemesis
+        self.nemesis = Nemesis(history=self.history)
         self.memory_mb = memory_mb
         self._workers: list[Any] = []
         self._proxies: list[Any] = []
@@ -75,6 +81,8 @@ class Experiment:
         from splitbrain.grading.env import resources_of
         from splitbrain.sandbox import spawn
         base = resources_of(self.ns, self.services)
+        rig = self.component.parent / "rig"
+        kwargs.setdefault("rig", rig if (rig / "__init__.py").is_file() else None)
         w = spawn(self.component, name, {**base, **(resources or {})},
                   kwargs.pop("limits", None) or Limits(memory_mb=self.memory_mb),
                   history=self.history, **kwargs)
@@ -83,21 +91,21 @@ class Experiment:
 
     def proxy(self, service: str):
         from splitbrain.grading.proxies import ServiceProxy
-        p = ServiceProxy(service, self.services, self.ns, self.history, len(self._proxies))
+        p = ServiceProxy(service, self.services, self.ns, len(self._proxies))
         self._proxies.append(p)
         return p
 
     def close(self) -> None:
+        try:
+            self.nemesis.heal_all()
+        except Exception:  # noqa: BLE001 - closing is best effort; the next run starts fresh
+            pass
         for w in self._workers:
             try:
                 w.close()
             except Exception:  # noqa: BLE001 - closing is best effort; the next run starts fresh
                 pass
         for p in self._proxies:
-            try:
-                p.heal()
-            except Exception:  # noqa: BLE001
-                pass
             p.close()
         try:
             self.ns.drop()

@@ -9,12 +9,23 @@ from splitbrain.checkers.mutex import check_fencing, check_mutual_exclusion
 from splitbrain.checkers.ratelimit import check_rate, decisions_from_history
 from splitbrain.checkers.saga import check_sagas
 from splitbrain.checkers.sessions import check_sessions
-from splitbrain.history import Event, History
+from splitbrain.history import Event, History, call_value
+
+
+def _call(v):
+    """An invoke's value as the call it records: None = no arguments, a dict = keyword
+    arguments, a list = positional arguments, anything else = the one positional argument."""
+    if v is None:
+        return call_value()
+    if isinstance(v, dict):
+        return call_value(kwargs=v)
+    return call_value(v if isinstance(v, list) else [v])
 
 
 def hist(*rows) -> History:
     """rows: (process, type, f, value) in order; time = position."""
-    return History.from_events(Event(p, t, f, v, float(i)) for i, (p, t, f, v) in enumerate(rows))
+    return History.from_events(Event(p, t, f, _call(v) if t == "invoke" else v, float(i))
+                               for i, (p, t, f, v) in enumerate(rows))
 
 
 # -- fencing / mutual exclusion --------------------------------------------------------------------

@@ -5,7 +5,7 @@ import pytest
 from splitbrain.checkers.base import Anomaly, Verdict, verdict
 from splitbrain.grading import expect_valid
 from splitbrain.grading.context import TestContext, set_current
-from splitbrain.grading.explain import fault_windows, faults_around
+from splitbrain.grading.explain import faults_around
 from splitbrain.history import History
 
 
@@ -21,11 +21,8 @@ def history() -> History:
     return h
 
 
-def test_fault_windows_pair_start_and_end():
+def test_faults_around_an_anomaly_name_the_fault_active_then():
     h = history()
-    w = fault_windows(h)
-    assert [(f, t) for f, t, _, _ in w] == [("pause", "a"), ("partition", "redis")]
-    assert w[0][3] is not None and w[1][3] is None
     assert faults_around(Anomaly("x", "m", (3, 4)), h)[0].startswith("pause(a)")
 
 

@@ -72,18 +72,18 @@ NET_TESTS = textwrap.dedent('''
     import pytest
     from splitbrain.sandbox import Ref, RemoteError
 
-    def test_proxy_partition_is_recorded(spawn, proxy, history, ns):
+    @pytest.mark.faults("partition")
+    def test_proxy_partition_is_recorded(spawn, proxy, nemesis, history, ns):
         p = proxy("redis")
         assert p.url != ns.redis_url and str(p.port) in p.url
         assert p.url.rpartition("@")[0] == ns.redis_url.rpartition("@")[0]  # the test's user
         w = spawn("a", resources=p.resources)
         box = w.new("Box", Ref("redis", socket_timeout=0.5), ns.key("k"))
         assert box.bump() == 1
-        with p.blackhole():
+        with nemesis.fault("partition", p):
             with pytest.raises(RemoteError) as e:
                 box.bump()
             assert "Timeout" in e.value.type
-        p.heal()
         ops = [op.type for op in history.operations()]
         assert ops[:2] == ["ok", "info"]  # a timed-out call's outcome is unknown
         assert [(e.f, e.value["phase"]) for e in history.faults()] == [
@@ -96,6 +96,12 @@ NET_TESTS = textwrap.dedent('''
             fut = box.bump.async_()
         assert fut.result(timeout=10) == 1
         assert [e.f for e in history.faults()] == ["pause", "pause"]
+
+    @pytest.mark.faults("pause", "kill")
+    def test_declares_a_fault_it_never_injects(spawn, nemesis, history, ns):
+        w = spawn("c")
+        with nemesis.fault("pause", w):
+            pass
 ''')
 
 
@@ -115,8 +121,64 @@ def test_proxy_and_nemesis_fixtures(tmp_path, monkeypatch, services):
     monkeypatch.setenv("SPLITBRAIN_REDIS_URL", services.redis_url)
     lab = load_lab(lab_dir, tmp_path)
     r = grade_submission(lab, lab.component_path, out_dir=tmp_path / "out")
-    assert r.error is None and r.full_marks, [(t.name, t.message) for t in r.tests]
-    assert [t.faults for t in r.tests] == [("partition",), ("pause",)]
+    assert r.error is None, r.error
+    assert [(t.name, t.status) for t in r.tests] == [
+        ("test_proxy_partition_is_recorded", "passed"), ("test_nemesis_pauses_a_worker", "passed"),
+        ("test_declares_a_fault_it_never_injects", "error")], [t.message for t in r.tests]
+    assert "declares faults ['kill'] that it never injected" in r.tests[2].message
+    assert [t.faults for t in r.tests] == [("partition",), ("pause",), ("pause", "kill")]
+
+
+RIG_TESTS = textwrap.dedent('''
+    import pytest
+    import rig                                  # loaded by the plugin from labs/NN-slug/rig
+    from rig.world import make
+    from splitbrain.sandbox import Ref
+
+    @pytest.mark.faults("jam")
+    def test_the_rig_in_the_grader_and_in_the_worker(spawn, nemesis, history, ns):
+        assert rig.WHERE == "the rig" and make({}) == "made here"
+        w = spawn("a")
+        assert w.new("Box", Ref("rig.world:make")).what() == "made here"
+        nemesis.inject("jam", w).heal()
+
+    @pytest.mark.faults("no-such-fault")
+    def test_unknown_fault_names_are_refused():
+        pass
+''')
+
+
+def test_a_lab_rig_is_loaded_for_its_tests_and_workers_and_registers_faults(tmp_path, monkeypatch,
+                                                                           services):
+    lab_dir = tmp_path / "labs" / "09-rigged"
+    (lab_dir / "rig").mkdir(parents=True)
+    (lab_dir / "lab.toml").write_text('format_version = 1\ntitle = "Rigged"\nchapter = "c.md"\n'
+                                      'component = "box.py"\nservices = ["redis"]\n')
+    (lab_dir / "box.py").write_text("class Box:\n    def __init__(self, thing):\n"
+                                    "        self.thing = thing\n"
+                                    "    def what(self):\n        return self.thing\n")
+    (lab_dir / "rig" / "__init__.py").write_text('WHERE = "the rig"\n')
+    (lab_dir / "rig" / "world.py").write_text("def make(resources):\n    return 'made here'\n")
+    (lab_dir / "rig" / "faults.py").write_text(textwrap.dedent('''
+        from splitbrain.faults.registry import Condition, register
+
+        @register
+        class Jam(Condition):
+            name = "jam"
+            description = "the lab's own fault"
+    '''))
+    hidden = tmp_path / "autograder" / "09-rigged"
+    hidden.mkdir(parents=True)
+    (hidden / "test_rig.py").write_text(RIG_TESTS)
+    monkeypatch.setenv("SPLITBRAIN_ROOT", str(tmp_path))
+    monkeypatch.setenv("SPLITBRAIN_REDIS_URL", services.redis_url)
+    lab = load_lab(lab_dir, tmp_path)
+    r = grade_submission(lab, lab.component_path, out_dir=tmp_path / "out")
+    assert r.error is None, r.error
+    assert [(t.name, t.status) for t in r.tests] == [
+        ("test_the_rig_in_the_grader_and_in_the_worker", "passed"),
+        ("test_unknown_fault_names_are_refused", "error")], [t.message for t in r.tests]
+    assert "names ['no-such-fault'], which the fault registry does not know" in r.tests[1].message
 
 
 def test_a_service_that_dies_mid_test_is_infra_error(tmp_path, monkeypatch):

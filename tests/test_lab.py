@@ -63,13 +63,18 @@ def test_defaults(tmp_path):
 
 @pytest.mark.parametrize("text, field", [
     (GOOD.replace('title = "T"\n', ""), "`title`"),
-    (GOOD.replace('requires = ["X"]', 'requires = "X"'), "`requires` must be a list"),
-    (GOOD.replace("format_version = 1", "format_version = 2"), "`format_version` is 2"),
-    (GOOD + "colour = 1\n", "unknown field(s) colour"),
-    (GOOD.replace('"redis"', '"mysql"'), "unknown service(s) ['mysql']"),
-    (GOOD.replace('"x.py"', '"x.txt"'), "`component` must be a .py"),
-    (GOOD + "test_timeout_s = true\n", "`test_timeout_s` must be a float"),
-    (GOOD + "memory_mb = 10\n", "memory_mb >= 64"),
+    (GOOD.replace('requires = ["X"]', 'requires = "X"'), "`requires`: input should be a list"),
+    (GOOD.replace("format_version = 1", "format_version = 2"), "`format_version`: input should "
+                                                               "be 1, got 2"),
+    (GOOD + "colour = 1\n", "unknown field(s) colour; known fields are call_timeout_s"),
+    (GOOD.replace('"redis"', '"mysql"'), "`services[0]`: input should be 'postgres', 'redis' or "
+                                         "'kafka', got 'mysql'"),
+    (GOOD.replace('"x.py"', '"x.txt"'), "`component`: string should match pattern"),
+    (GOOD + "test_timeout_s = true\n", "`test_timeout_s`: must be a number"),
+    (GOOD + "memory_mb = 10\n", "`memory_mb`: input should be greater than or equal to 64"),
+    (GOOD + "faults = [\"GC Pause\"]\n", "`faults[0]`: string should match pattern"),
+    (GOOD + "slug = \"x\"\n", "unknown field(s) slug"),
+    (GOOD + "[[figures]]\nname = \"f\"\n", "`figures[0].test`: missing"),
     ("title = ", "not valid TOML"),
 ])
 def test_malformed_lab_toml_names_file_and_field(tmp_path, text, field):

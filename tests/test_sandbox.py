@@ -6,6 +6,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 import pytest
 
+from splitbrain.faults import Nemesis
+
 from splitbrain.history import History
 from splitbrain.sandbox import (CallTimeout, Limits, Ref, RemoteError, WorkerDied, hash_seed,
                                 spawn)
@@ -127,8 +129,10 @@ def test_learner_exceptions_come_back_as_remote_errors(worker, ns):
         t.nope()
     with pytest.raises(RemoteError, match="unknown resource"):
         w.new("Thing", Ref("kafka_bootstrap"))
-    with pytest.raises(RemoteError, match="under splitbrain"):
+    with pytest.raises(RemoteError, match="a helper is trusted code"):
         w.new("Thing", Ref("os.path:join"))
+    with pytest.raises(RemoteError, match="spawned without its lab's rig"):
+        w.new("Thing", Ref("rig.world:make"))
     assert w.call("add", 1, 1) == 2  # the worker survives its learner's exceptions
 
 
@@ -156,21 +160,27 @@ def test_death_is_reported_with_status_and_log(worker):
 def test_pause_resume_kill_restart(worker, ns):
     h = History()
     w = worker(history=h)
+    nemesis = Nemesis(h)
     t = w.new("Thing", Ref("redis"), key=ns.key("p"))
-    w.pause()
+    gc = nemesis.inject("pause", w)
     fut = t.incr.async_()
     with pytest.raises(FutureTimeout):
         fut.result(timeout=0.3)  # a paused process answers nothing
-    w.resume()
+    gc.heal()
     assert fut.result(timeout=5) == 1
-    w.kill()
+    nemesis.inject("kill", w)
     with pytest.raises(WorkerDied, match="SIGKILL"):
         t.incr()
-    w.restart()
+    nemesis.inject("restart", w)
     with pytest.raises(RemoteError, match="does not exist"):
         t.incr()  # objects do not survive a restart
     assert w.new("Thing", Ref("redis"), key=ns.key("p")).incr() == 2
-    assert [e.f for e in h.faults()] == ["pause", "pause", "kill", "restart"]
+    assert [(e.f, e.value["phase"]) for e in h.faults()] == [
+        ("pause", "start"), ("pause", "end"), ("kill", "start"), ("kill", "end"),
+        ("restart", "start"), ("restart", "end")]
+    w.pause()                       # the worker's own methods record nothing: one route
+    w.resume()
+    assert len(h.faults()) == 6
 
 
 def test_clock_skew_and_crash_points(worker):

@@ -86,9 +86,3 @@ def test_partition_ring_renders_and_owner_rule(tmp_path):
 def test_save_rejects_unknown_formats(tmp_path):
     with pytest.raises(ValueError, match=".png"):
         viz.save(viz.spacetime(History()), tmp_path / "x.gif")
-
-
-def test_fault_windows_pair_start_and_end():
-    ws = viz.fault_windows(lock_history())
-    assert [(w["name"], w["target"], w["start"], w["end"]) for w in ws] == [
-        ("pause", "a", 0.2, 1.6), ("partition", "redis", 1.7, None)]

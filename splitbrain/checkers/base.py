@@ -1,6 +1,7 @@
 """The verdict every checker returns."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -56,3 +57,10 @@ class Verdict:
 
 def verdict(checker: str, anomalies: list[Anomaly], **stats: Any) -> Verdict:
     return Verdict(valid=not anomalies, anomalies=tuple(anomalies), checker=checker, stats=stats)
+
+
+def get(rec: Any, key: str, default: Any = None) -> Any:
+    """A field of a plain-data record a checker reads: a dict key or an attribute."""
+    if isinstance(rec, Mapping):
+        return rec.get(key, default)
+    return getattr(rec, key, default)

@@ -32,7 +32,7 @@ from collections import Counter
 from typing import Any, Callable, Hashable, Iterable, Mapping
 
 from splitbrain.checkers.base import Anomaly, Verdict, verdict
-from splitbrain.history import History
+from splitbrain.history import History, Operation
 
 __all__ = ["check_delivery", "check_order", "ids_from_history"]
 
@@ -98,18 +98,17 @@ def check_order(delivered: Iterable[Any], key: Callable[[Any], Hashable] | str =
 
 
 def ids_from_history(history: History, f: str = "send",
-                     id_of: Callable[[Any], Hashable] | None = None
+                     id_of: Callable[[Operation], Hashable] | None = None
                      ) -> tuple[list[Hashable], list[Hashable], dict[Hashable, tuple[int, ...]]]:
     """(committed ids, maybe ids, id -> event indexes) from the ``f`` operations of a history:
-    ok -> committed, info or still open -> maybe, fail -> neither."""
-    def default(args: Any) -> Hashable:
-        return args.get("id") if isinstance(args, Mapping) else args
-    id_of = id_of or default
+    ok -> committed, info or still open -> maybe, fail -> neither. ``id_of(op)`` names the
+    message an operation sent (default: its argument ``id``, the first)."""
+    id_of = id_of or (lambda op: op.arg(0, "id"))
     committed, maybe, events = [], [], {}
     for op in history.operations():
         if op.f != f:
             continue
-        i = id_of(op.args)
+        i = id_of(op)
         events[i] = (op.invoke.index,) + ((op.complete.index,) if op.complete else ())
         if op.type == "ok":
             committed.append(i)

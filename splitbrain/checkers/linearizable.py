@@ -62,12 +62,18 @@ def _freeze(v: Any) -> Any:
     return v
 
 
-def _unwrap(args: Any, key: Any) -> tuple[bool, Any]:
-    if key is None:
-        return True, args
-    if isinstance(args, Mapping) and args.get("key") == key:
-        return True, args.get("value")
-    return False, None
+def _unwrap(op: Any, key: Any) -> tuple[bool, Any]:
+    """(this op is on the register, its argument): ``write(value)`` / ``cas(expected, new)`` /
+    ``read()``, or with ``key``: ``write(key, value)`` / ``cas(key, expected, new)`` /
+    ``read(key)``."""
+    first = 0 if key is None else 1
+    if key is not None and op.arg(0, "key") != key:
+        return False, None
+    if op.f == "read":
+        return True, None
+    if op.f == "write":
+        return True, op.arg(first, "value")
+    return True, [op.arg(first, "expected"), op.arg(first + 1, "new")]
 
 
 def _ops(history: History, key: Any) -> list[_Op]:
@@ -75,9 +81,7 @@ def _ops(history: History, key: Any) -> list[_Op]:
     for op in history.operations():
         if op.f not in ("read", "write", "cas") or op.type == "fail":
             continue
-        mine, arg = _unwrap(op.args, key) if op.f != "read" else (
-            key is None or (op.args.get("key") if isinstance(op.args, Mapping) else op.args) == key,
-            None)
+        mine, arg = _unwrap(op, key)
         if not mine:
             continue
         required = op.type == "ok"

@@ -24,16 +24,11 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from splitbrain.checkers.base import Anomaly, Verdict, verdict
+from splitbrain.checkers.base import get as _get, Anomaly, Verdict, verdict
 from splitbrain.history import History
 
 __all__ = ["check_fencing", "check_mutual_exclusion", "holds"]
 
-
-def _get(rec: Any, key: str, default: Any = None) -> Any:
-    if isinstance(rec, Mapping):
-        return rec.get(key, default)
-    return getattr(rec, key, default)
 
 
 def check_fencing(writes: Iterable[Any]) -> Verdict:

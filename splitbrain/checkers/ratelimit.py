@@ -23,14 +23,11 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Iterable, Mapping
 
-from splitbrain.checkers.base import Anomaly, Verdict, verdict
+from splitbrain.checkers.base import get as _get, Anomaly, Verdict, verdict
 from splitbrain.history import History
 
 __all__ = ["check_rate", "decisions_from_history"]
 
-
-def _get(rec: Any, key: str, default: Any = None) -> Any:
-    return rec.get(key, default) if isinstance(rec, Mapping) else getattr(rec, key, default)
 
 
 def decisions_from_history(history: History, f: str = "allow") -> list[dict[str, Any]]:
@@ -40,7 +37,7 @@ def decisions_from_history(history: History, f: str = "allow") -> list[dict[str,
     for op in history.operations():
         if op.f != f or op.type != "ok":
             continue
-        client = op.args.get("client") if isinstance(op.args, Mapping) else None
+        client = op.arg(0, "client")
         allowed = op.result.get("allowed") if isinstance(op.result, Mapping) else op.result
         out.append({"client": client or op.process, "time": op.end, "allowed": bool(allowed),
                     "event": op.complete.index})

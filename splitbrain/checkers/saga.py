@@ -27,13 +27,10 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any, Iterable, Mapping, Sequence
 
-from splitbrain.checkers.base import Anomaly, Verdict, verdict
+from splitbrain.checkers.base import get as _get, Anomaly, Verdict, verdict
 
 __all__ = ["check_sagas", "saga_states"]
 
-
-def _get(rec: Any, key: str, default: Any = None) -> Any:
-    return rec.get(key, default) if isinstance(rec, Mapping) else getattr(rec, key, default)
 
 
 def saga_states(effects: Iterable[Any], steps: Sequence[str]) -> dict[Any, str]:

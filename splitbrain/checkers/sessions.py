@@ -32,8 +32,13 @@ __all__ = ["check_sessions"]
 _NONE = float("-inf")
 
 
-def _key(args: Any) -> Any:
-    return args.get("key") if isinstance(args, Mapping) else args
+def _key(op: Operation) -> Any:
+    return op.arg(0, "key")
+
+
+def _written(op: Operation) -> Any:
+    """The version a ``write(key, version)`` wrote."""
+    return _version(op.arg(1, "version"))
 
 
 def _version(value: Any) -> Any:
@@ -58,17 +63,17 @@ def check_sessions(history: History, write: str = "write", read: str = "read") -
         rds = [op for op in sops if op.f == read]
         reads += len(rds)
         for r in rds:
-            k, got = _key(r.args), _version(r.result)
-            own = [w for w in writes if _key(w.args) == k and w.end is not None and w.end <= r.start]
+            k, got = _key(r), _version(r.result)
+            own = [w for w in writes if _key(w) == k and w.end is not None and w.end <= r.start]
             if own:
-                w = max(own, key=lambda w: _version(w.args))
-                if got < _version(w.args):
+                w = max(own, key=_written)
+                if got < _written(w):
                     anomalies.append(Anomaly(
                         "stale-read", f"session {session!r} wrote {k!r} version "
-                        f"{_version(w.args)} and then read version {_show(got)}",
+                        f"{_written(w)} and then read version {_show(got)}",
                         _ev(w) + _ev(r), {"session": session, "key": k,
-                                          "wrote": _version(w.args), "read": r.result}))
-            earlier = [p for p in rds if p is not r and _key(p.args) == k and p.end is not None
+                                          "wrote": _written(w), "read": r.result}))
+            earlier = [p for p in rds if p is not r and _key(p) == k and p.end is not None
                        and p.end <= r.start]
             if earlier:
                 p = max(earlier, key=lambda p: _version(p.result))

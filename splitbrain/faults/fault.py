@@ -11,8 +11,10 @@ class FaultError(ValueError):
     """A fault cannot be built or applied to this target."""
 
 
-def target_name(target: Any) -> str:
-    """A short label for a fault target, as recorded in the history."""
+def target_name(target: Any) -> str | None:
+    """A short label for a fault target, as recorded in the history (None: no target)."""
+    if target is None:
+        return None
     for attr in ("name", "service"):
         value = getattr(target, attr, None)
         if isinstance(value, str) and value:
@@ -45,15 +47,29 @@ def _pid(target: Any) -> int | None:
 
 
 class Fault:
-    """A fault bound to one target. ``with fault:`` injects on entry and heals on exit."""
+    """A fault bound to one target. ``with fault:`` injects on entry and heals on exit.
+
+    Class attributes document the fault once, for the registry, ``lab.toml`` validation and the
+    book's fault table: ``name`` (the one name used everywhere), ``kind`` (process, network,
+    clock, crash, delivery, service, or condition: a shape of the scenario that is recorded but
+    changes nothing by itself), ``description`` (one sentence for a reader), ``needs`` (what the
+    target must offer), ``instant`` (a one-off event, such as a kill: its end is recorded at once).
+
+    Injected through a :class:`~splitbrain.faults.schedule.Nemesis` (the one route every test
+    uses), ``heal()`` also records the fault's end in the history.
+    """
 
     name: ClassVar[str] = "fault"
+    kind: ClassVar[str] = "process"
+    description: ClassVar[str] = ""
     needs: ClassVar[str] = ""
+    instant: ClassVar[bool] = False
 
     def __init__(self, target: Any = None, **params: Any) -> None:
         self.target = target
         self.params = params
         self.active = False
+        self._nemesis: Any = None
         self.check()
 
     def check(self) -> None:
@@ -64,6 +80,16 @@ class Fault:
         self.active = True
 
     def heal(self) -> None:
+        """Undo the fault (recorded in the history when a nemesis injected it)."""
+        if self._nemesis is not None:
+            self._nemesis.heal(self)
+        else:
+            self.heal_now()
+
+    remove = heal
+
+    def heal_now(self) -> None:
+        """Undo the fault without recording anything (the nemesis calls this)."""
         if self.active:
             self.active = False
             self._heal()
@@ -80,7 +106,8 @@ class Fault:
 
     def describe(self) -> dict[str, Any]:
         return {"fault": self.name, "target": target_name(self.target),
-                **{k: v for k, v in self.params.items() if isinstance(v, (int, float, str, bool))}}
+                **{k: v for k, v in self.params.items()
+                   if isinstance(v, (int, float, str, bool)) or v is None}}
 
     def __enter__(self) -> "Fault":
         self.inject()

@@ -140,7 +140,7 @@ class Nemesis:
     def __init__(self, history: History | None = None, registry: Mapping[str, type[Fault]] | None
                  = None, seed: int = 0, targets: Mapping[str, Any] | None = None) -> None:
         self.history = history if history is not None else History()
-        self.registry = dict(registry or FAULTS)
+        self.registry = registry if registry is not None else FAULTS  # live: rig faults join it
         self.seed = seed
         self.targets: dict[str, Any] = dict(targets or {})
         self.active: list[tuple[Fault, str]] = []
@@ -152,7 +152,7 @@ class Nemesis:
     def add_target(self, name: str, target: Any) -> None:
         self.targets[name] = target
 
-    def _resolve(self, target: Any) -> tuple[Any, str]:
+    def _resolve(self, target: Any) -> tuple[Any, str | None]:
         if isinstance(target, str):
             if target not in self.targets:
                 raise FaultError(f"unknown target {target!r}; the nemesis knows "
@@ -173,6 +173,11 @@ class Nemesis:
         except Exception as e:
             self.history.fault(name, label, phase="end", error=f"{type(e).__name__}: {e}")
             raise
+        if fault.instant:          # a one-off event (a kill, a restart): over as it happens
+            fault.active = False
+            self.history.fault(name, label, phase="end")
+            return fault
+        fault._nemesis = self
         with self._lock:
             self.active.append((fault, label))
         return fault
@@ -184,10 +189,10 @@ class Nemesis:
             if entry is not None:
                 self.active.remove(entry)
         if entry is None:            # already healed (heal_all, or twice): nothing to record
-            fault.heal()
+            fault.heal_now()
             return
         try:
-            fault.heal()
+            fault.heal_now()
         finally:
             self.history.fault(fault.name, entry[1], phase="end")
 

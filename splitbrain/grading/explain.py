@@ -8,22 +8,6 @@ from splitbrain.checkers.base import Anomaly, Verdict
 from splitbrain.grading.context import current
 
 
-def fault_windows(history) -> list[tuple[str, str | None, float, float | None]]:
-    """(fault, target, start, end) for every fault in the history; end None = never healed."""
-    out: list[list] = []
-    for ev in history.faults():
-        v = ev.value if isinstance(ev.value, dict) else {}
-        target, phase = v.get("target"), v.get("phase", "start")
-        if phase == "end":
-            for w in reversed(out):
-                if w[0] == ev.f and w[1] == target and w[3] is None:
-                    w[3] = ev.time
-                    break
-            continue
-        out.append([ev.f, target, ev.time, None])
-    return [tuple(w) for w in out]  # type: ignore[misc]
-
-
 def faults_around(anomaly: Anomaly, history) -> list[str]:
     """The faults active while the anomaly's events happened (all faults if it names none)."""
     if history is None:
@@ -31,7 +15,8 @@ def faults_around(anomaly: Anomaly, history) -> list[str]:
     times = [history.events[i].time for i in anomaly.events if 0 <= i < len(history.events)]
     lo, hi = (min(times), max(times)) if times else (float("-inf"), float("inf"))
     out = []
-    for f, target, start, end in fault_windows(history):
+    for w in history.fault_windows():
+        f, target, start, end = w.name, w.target, w.start, w.end
         if start <= hi and (end is None or end >= lo):
             span = f"{start:.2f}-{end:.2f} s" if end is not None else f"from {start:.2f} s"
             out.append(f"{f}({target}) {span}" if target else f"{f} {span}")

@@ -58,3 +58,10 @@ def faults_of(item: pytest.Item, histories: list) -> list[str]:
         for ev in h.faults():
             names.setdefault(ev.f, None)
     return list(names)
+
+
+def undeclared_injection(item: pytest.Item, histories: list) -> list[str]:
+    """Faults the test declares (``faults`` marker) that none of its histories recorded."""
+    marker = item.get_closest_marker("faults")
+    seen = {ev.f for h in histories for ev in h.faults()}
+    return [str(n) for n in (marker.args if marker else ()) if str(n) not in seen]

@@ -5,6 +5,11 @@ Options: ``--lab SLUG``, ``--submission PATH`` (.py or .ipynb), ``--seed N``, ``
 pictures, worker logs). Markers: ``points(n)``, ``faults(*names)``, ``hidden``. Fixtures: ``lab``,
 ``component``, ``services``, ``ns``, ``spawn``, ``proxy``, ``nemesis``, ``history``, ``seed``.
 Each test runs under a wall-clock limit (``test_timeout_s`` of lab.toml).
+
+The lab's rig (``labs/NN-slug/rig``) is loaded as ``rig`` before any test file is imported, so
+hidden tests and their conftest import it like any package. Every fault goes through the
+``nemesis`` fixture: the ``faults`` marker names registry faults, and a test that passes without
+injecting a fault it declares is an error of the test, not of the submission.
 """
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ import pytest
 
 from splitbrain.grading import context as ctxmod
 from splitbrain.grading.env import ensure_up, open_namespace, resources_of, services_down
-from splitbrain.grading.outcome import classify, faults_of
+from splitbrain.grading.outcome import classify, faults_of, undeclared_injection
 from splitbrain.history import History
 
 DEFAULT_SEED = 1
@@ -43,6 +48,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    _load_rig(config)
     config.addinivalue_line("markers", "points(n): points this test is worth")
     config.addinivalue_line("markers", "faults(*names): faults this test injects")
     config.addinivalue_line("markers", "hidden: a hidden test (its details are shown after "
@@ -53,6 +59,18 @@ def pytest_configure(config: pytest.Config) -> None:
         from splitbrain import paths
         art = paths.state_dir() / "artifacts"
     config._sb_artifacts = Path(art)  # type: ignore[attr-defined]
+
+
+def _load_rig(config: pytest.Config) -> None:
+    """Load the lab's rig as ``rig`` when the lab is known before collection (``--lab``, or test
+    paths inside a lab's folders)."""
+    from splitbrain import rig
+    try:
+        lab = _lab_from_items(config, [Path(a.split("::")[0]) for a in config.args])
+    except Exception:  # noqa: BLE001 - not a lab's tests (the kit's own plugin tests)
+        return
+    config._sb_lab_info = lab  # type: ignore[attr-defined]
+    rig.load(lab)
 
 
 def _lab_from_items(config: pytest.Config, paths: list[Path]):
@@ -125,7 +143,8 @@ def history(request: pytest.FixtureRequest):
 @pytest.fixture
 def spawn(request: pytest.FixtureRequest, lab, component, services, ns, history, seed):
     """``spawn(name, component=None, resources=None, limits=None, env=None, record=True)`` starts
-    a sandboxed worker on the submission's component with this test's namespace and history."""
+    a sandboxed worker on the submission's component with this test's namespace and history; it
+    can build the lab's ``Ref("rig.x:make")`` helpers."""
     from splitbrain.sandbox import Limits
     from splitbrain.sandbox import spawn as sandbox_spawn
     workers = []
@@ -139,7 +158,9 @@ def spawn(request: pytest.FixtureRequest, lab, component, services, ns, history,
                                                   call_timeout_s=lab.call_timeout_s),
                           history=history if record else None, env=env, seed=seed,
                           log_dir=ctx.artifact("-logs"),
-                          **{"module": lab.module_name, "wait": False, **kw})
+                          **{"module": lab.module_name, "wait": False,
+                             "rig": lab.rig_dir if (lab.rig_dir / "__init__.py").is_file()
+                             else None, **kw})
         workers.append(w)
         return w
 
@@ -149,16 +170,17 @@ def spawn(request: pytest.FixtureRequest, lab, component, services, ns, history,
 
 
 @pytest.fixture
-def proxy(services, ns, history, seed):
+def proxy(services, ns, seed):
     """``proxy("redis"|"postgres")`` puts a FaultProxy in front of the service; ``handle.url`` is
     this test's namespace URL (the restricted user) through the proxy, ``handle.resources`` the
-    same for ``spawn(resources=...)``; faults (``latency``, ``blackhole``, ...) are the proxy's."""
+    same for ``spawn(resources=...)``. Inject its faults through the nemesis:
+    ``nemesis.inject("partition", px)``."""
     from splitbrain.grading.proxies import ServiceProxy
     made = []
     test_ns = ns
 
     def factory(service: str, ns=None):
-        p = ServiceProxy(service, services, ns or test_ns, history, seed + len(made))
+        p = ServiceProxy(service, services, ns or test_ns, seed + len(made))
         made.append(p)
         return p
 
@@ -168,19 +190,29 @@ def proxy(services, ns, history, seed):
 
 
 @pytest.fixture
-def nemesis(history, seed):
+def nemesis(history, seed, spawn, proxy):
+    """The one route for faults: ``f = nemesis.inject("pause", worker)`` ... ``f.heal()``,
+    ``with nemesis.fault("partition", px): ...``, ``nemesis.run(schedule)``; each start and end is
+    recorded in the test's history. Set up after ``spawn`` and ``proxy``, so at teardown every
+    fault heals before the workers and proxies go."""
     from splitbrain.faults import Nemesis
     n = Nemesis(history=history, seed=seed)
     yield n
-    for name in ("stop", "heal_all"):  # a running schedule stops, then every fault heals
-        if hasattr(n, name):
-            getattr(n, name)()
+    n.heal_all()
 
 
 # -- the per-test clock and the results ----------------------------------------------------------
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     faults = item.get_closest_marker("faults")
+    if faults:
+        from splitbrain.faults.registry import FAULTS
+        unknown = [n for n in faults.args if n not in FAULTS]
+        if unknown:
+            raise pytest.UsageError(
+                f"{item.nodeid}: @pytest.mark.faults names {unknown}, which the fault registry "
+                f"does not know; known: {', '.join(sorted(FAULTS))} (a lab adds its own in "
+                f"rig/faults.py)")
     hints: tuple[str, ...] = ()
     slug = ""
     try:
@@ -249,6 +281,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
                                  for k in v})
     if report.when == "teardown":
         entry["faults"] = faults_of(item, ctxmod.current().histories)
+        missing = undeclared_injection(item, ctxmod.current().histories)
+        if missing and entry["status"] == "passed":
+            entry["status"] = "error"
+            entry["message"] = (f"this test declares faults {missing} that it never injected "
+                                f"through the nemesis: the test is wrong, not the submission")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

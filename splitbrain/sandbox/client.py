@@ -7,13 +7,12 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
-import time
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+from splitbrain.history import call_value
 from splitbrain.sandbox.isolation import GID, Limits, UserSlot, interpreter, private_dir
 from splitbrain.sandbox.protocol import (CallTimeout, RemoteError, WorkerDied, dumps, encode)
 from splitbrain.sandbox.remote import RemoteMethod, RemoteObject
@@ -35,7 +34,8 @@ class Worker:
     def __init__(self, component_path: str | Path, name: str, resources: dict | None = None,
                  limits: Limits | None = None, history=None, env: dict | None = None,
                  seed: int | str = 0, log_dir: str | Path | None = None,
-                 module: str | None = None, wait: bool = True) -> None:
+                 module: str | None = None, wait: bool = True,
+                 rig: str | Path | None = None) -> None:
         self.component_path = Path(component_path).resolve()
         if not self.component_path.is_file():
             raise FileNotFoundError(f"component not found: {self.component_path}")
@@ -46,6 +46,7 @@ class Worker:
         self.env = dict(env or {})
         self.seed = seed
         self.module = module or self.component_path.stem
+        self.rig = str(Path(rig).resolve()) if rig else None
         self._slot = UserSlot()
         self._dir = private_dir(self._slot, f"sb-{name}-")
         logs = Path(log_dir) if log_dir else self._dir.parent / (self._dir.name + "-log")
@@ -74,6 +75,16 @@ class Worker:
         self._crash_report.unlink(missing_ok=True)
         shutil.copyfile(self.component_path, self._dir / f"{self.module}.py")
         os.chmod(self._dir / f"{self.module}.py", 0o644)
+        rig = None
+        if self.rig:  # a copy the worker's user can read, wherever the checkout lives
+            rig = self._dir / ".rig"
+            if not rig.is_dir():
+                shutil.copytree(self.rig, rig, ignore=shutil.ignore_patterns(
+                    "__pycache__", "*.pyc", "tests"))
+                for d, _, files in os.walk(rig):
+                    os.chmod(d, 0o755)
+                    for f in files:
+                        os.chmod(os.path.join(d, f), 0o644)
         req_r, req_w = os.pipe()
         ans_r, ans_w = os.pipe()
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self._dir),
@@ -108,6 +119,7 @@ class Worker:
         self._reader.start()
         fut = self._send({"op": "init", "component": str(self._dir / f"{self.module}.py"),
                           "module": self.module, "resources": self.resources,
+                          "rig": str(rig) if rig else None,
                           "limits": self.limits.to_wire(self._slot.uid is not None)})
         self._init: Future | None = fut
         if self._eager:
@@ -145,25 +157,23 @@ class Worker:
             except ProcessLookupError:
                 pass
 
-    def pause(self, record: bool = True) -> None:
+    # Faults on the worker. They record nothing: a test injects them through the nemesis
+    # (``nemesis.inject("pause", worker)``), the one route that records every fault.
+    def pause(self) -> None:
         """SIGSTOP the worker (a GC pause); calls in flight stall until ``resume()``."""
         self._signal(signal.SIGSTOP)
-        self._fault("pause", "start", record)
 
-    def resume(self, record: bool = True) -> None:
+    def resume(self) -> None:
         self._signal(signal.SIGCONT)
-        self._fault("pause", "end", record)
 
-    def kill(self, record: bool = True) -> None:
+    def kill(self) -> None:
         """SIGKILL the worker and everything it started; its objects are gone."""
-        self._fault("kill", "start", record)
         self._terminate()
 
-    def restart(self, record: bool = True) -> None:
+    def restart(self) -> None:
         """Kill (if alive) and start again: the component is re-imported, old objects are gone."""
         self._terminate()
         self._start()
-        self._fault("restart", "start", record)
 
     def close(self) -> None:
         self._terminate()
@@ -192,30 +202,36 @@ class Worker:
             except OSError:
                 pass
 
-    def _fault(self, name: str, phase: str, record: bool, **params: Any) -> None:
-        if record and self.history is not None:
-            self.history.fault(name, self.name, phase=phase, **params)
-
     # -- faults inside the worker --------------------------------------------------------------
-    def skew_clock(self, seconds: float, record: bool = True) -> dict:
+    def skew_clock(self, seconds: float) -> dict:
         """Put the worker's Clock ``seconds`` away from real time (positive = ahead)."""
         self.ready()
-        self._fault("clock-skew", "start", record, offset=seconds)
         return self._wait(self._send({"op": "set_clock_offset", "seconds": seconds}),
                           self.limits.call_timeout_s, "set_clock_offset")
 
-    def jump_clock(self, seconds: float, monotonic: bool = False, record: bool = True) -> dict:
+    def jump_clock(self, seconds: float, monotonic: bool = False) -> dict:
+        """Step the worker's wall clock (or, with ``monotonic``, its monotonic clock too)."""
         self.ready()
-        self._fault("clock-jump", "start", record, step=seconds, monotonic=monotonic)
         return self._wait(self._send({"op": "jump_clock", "seconds": seconds,
                                       "monotonic": monotonic}),
                           self.limits.call_timeout_s, "jump_clock")
+
+    def set_clock_rate(self, rate: float) -> dict:
+        """Make the worker's clocks run at ``rate`` times real time (drift)."""
+        self.ready()
+        return self._wait(self._send({"op": "set_clock_rate", "rate": rate}),
+                          self.limits.call_timeout_s, "set_clock_rate")
 
     def arm_crash(self, name: str, after: int = 0) -> None:
         """Make ``crash_point(name)`` kill this worker after ``after`` more passes (0: next hit)."""
         self.ready()
         self._wait(self._send({"op": "arm_crash", "name": name, "after": after}),
                    self.limits.call_timeout_s, "arm_crash")
+
+    def disarm_crash(self, name: str) -> None:
+        self.ready()
+        self._wait(self._send({"op": "disarm_crash", "name": name}),
+                   self.limits.call_timeout_s, "disarm_crash")
 
     def ping(self) -> dict:
         self.ready()
@@ -243,8 +259,7 @@ class Worker:
         wire_args, wire_kwargs = encode(list(args)), encode(kwargs)
         inv = None
         if self.history is not None:
-            value = {"args": wire_args, "kwargs": wire_kwargs} if kwargs else wire_args
-            inv = self.history.invoke(self.name, method, value)
+            inv = self.history.invoke(self.name, method, call_value(wire_args, wire_kwargs))
         out: Future = Future()
         try:
             fut = self._send({"op": "call", "obj": obj, "method": method, "args": wire_args,
@@ -405,5 +420,6 @@ def spawn(component_path: str | Path, name: str, resources: dict | None = None,
           limits: Limits | None = None, **kw: Any) -> Worker:
     """Start a sandboxed worker running ``component_path``. Keyword options: history, env, seed,
     log_dir, module (the import name; default the file's stem), wait (default True: return once
-    the component is imported; False: return at once, the first operation waits)."""
+    the component is imported; False: return at once, the first operation waits), rig (the lab's
+    rig folder, so that ``Ref("rig.x:make")`` helpers can be built in the worker)."""
     return Worker(component_path, name, resources, limits, **kw)

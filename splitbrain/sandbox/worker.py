@@ -17,10 +17,6 @@ import sys
 import traceback
 from typing import Any
 
-_CRASH_MODULES = ("splitbrain.faults.crash", "splitbrain.faults.crashpoints",
-                  "splitbrain.faults.crash_points")
-
-
 class Failure(Exception):
     """An error the worker reports with a plain message (no learner traceback to show)."""
 
@@ -49,6 +45,7 @@ class WorkerState:
         self.component = init["component"]
         stem = os.path.splitext(os.path.basename(self.component))[0]
         self.module_name = init.get("module") or stem
+        self.rig = init.get("rig")
         self._clock = None
 
     # -- resources ------------------------------------------------------------------------
@@ -71,9 +68,11 @@ class WorkerState:
             return self.clock
         if ":" in name:
             mod, _, fn = name.partition(":")
-            if not mod.startswith("splitbrain."):
-                raise Failure(f"Ref({name!r}): helpers must live in a module under splitbrain. "
-                              f"(e.g. splitbrain.labsupport.x:make_thing)")
+            if not (mod.startswith("splitbrain.") or mod == "rig" or mod.startswith("rig.")):
+                raise Failure(f"Ref({name!r}): a helper is trusted code: a module of the lab's "
+                              f"rig (rig.x:make_thing) or of the kit (splitbrain.x:make_thing)")
+            if (mod == "rig" or mod.startswith("rig.")) and not self.rig:
+                raise Failure(f"Ref({name!r}): this worker was spawned without its lab's rig")
             try:
                 factory = getattr(importlib.import_module(mod), fn)
             except (ImportError, AttributeError) as e:
@@ -131,6 +130,9 @@ class WorkerState:
 
     # -- ops --------------------------------------------------------------------------------
     def load(self) -> dict:
+        if self.rig:  # the lab's trusted package, registered by path before any learner code
+            from splitbrain import rig
+            rig.register(self.rig, with_faults=False)
         spec = importlib.util.spec_from_file_location(self.module_name, self.component)
         if spec is None or spec.loader is None:
             raise Failure(f"cannot import {self.component}")
@@ -174,16 +176,19 @@ class WorkerState:
         self.clock.jump(req["seconds"], monotonic=bool(req.get("monotonic")))
         return self.clock.state()
 
+    def op_set_clock_rate(self, req: dict) -> Any:
+        self.clock.set_rate(req["rate"])
+        return self.clock.state()
+
     def op_arm_crash(self, req: dict) -> Any:
-        for name in _CRASH_MODULES:
-            try:
-                mod = importlib.import_module(name)
-            except ImportError:
-                continue
-            if hasattr(mod, "arm"):
-                mod.arm(req["name"], after=req.get("after", 0))
-                return True
-        raise Failure("this kit has no crash points to arm (no splitbrain.faults.crash)")
+        from splitbrain.faults import crash
+        crash.arm(req["name"], after=req.get("after", 0))
+        return True
+
+    def op_disarm_crash(self, req: dict) -> Any:
+        from splitbrain.faults import crash
+        crash.disarm(req["name"])
+        return True
 
     def op_ping(self, req: dict) -> Any:
         return {"pid": os.getpid()}

@@ -9,10 +9,10 @@
 
 Each returns a matplotlib Figure, or, given ``path=``, saves it there and returns the path.
 """
-from splitbrain.viz._common import fault_windows, save
+from splitbrain.viz._common import save
 from splitbrain.viz.lease import lease_timeline
 from splitbrain.viz.ring import partition_ring
 from splitbrain.viz.saga import saga_graph
 from splitbrain.viz.spacetime import spacetime
 
-__all__ = ["fault_windows", "lease_timeline", "partition_ring", "saga_graph", "save", "spacetime"]
+__all__ = ["lease_timeline", "partition_ring", "saga_graph", "save", "spacetime"]

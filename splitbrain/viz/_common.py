@@ -7,7 +7,6 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from splitbrain.history import History
 
 OUTCOME_COLORS = {"ok": "#4c9a5b", "fail": "#c8553d", "info": "#e0a030", "open": "#9aa5b1"}
 FAULT_COLOR = "#7b68ee"
@@ -42,30 +41,6 @@ def save(fig: Figure, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format=path.suffix[1:].lower(), dpi=110)
     return path
-
-
-def fault_windows(history: History) -> list[dict[str, Any]]:
-    """Pair fault start/end events: dicts with name, target, start, end (None: never healed),
-    params and the event indexes."""
-    open_: dict[tuple[str, Any], list[dict[str, Any]]] = {}
-    out: list[dict[str, Any]] = []
-    for e in history.faults():
-        value = e.value if isinstance(e.value, dict) else {}
-        phase, target = value.get("phase", "start"), value.get("target")
-        params = {k: v for k, v in value.items() if k not in ("phase", "target")}
-        key = (e.f, target)
-        if phase == "start":
-            w = {"name": e.f, "target": target, "start": e.time, "end": None, "params": params,
-                 "events": [e.index]}
-            open_.setdefault(key, []).append(w)
-            out.append(w)
-        elif open_.get(key):
-            w = open_[key].pop(0)
-            w["end"], w["events"] = e.time, w["events"] + [e.index]
-        elif phase == "end":
-            out.append({"name": e.f, "target": target, "start": e.time, "end": e.time,
-                        "params": params, "events": [e.index]})
-    return out
 
 
 def short(value: Any, limit: int = 14) -> str:

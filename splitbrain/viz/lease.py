@@ -17,7 +17,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
 from splitbrain.history import History
-from splitbrain.viz._common import (ANOMALY_COLOR, FAULT_COLOR, OUTCOME_COLORS, fault_windows,
+from splitbrain.viz._common import (ANOMALY_COLOR, FAULT_COLOR, OUTCOME_COLORS,
                                     finish, new_figure)
 
 __all__ = ["lease_timeline"]
@@ -49,17 +49,17 @@ def lease_timeline(history: History, ttl_s: float | None = None, *, verdict: Any
     fig = new_figure(width, 1.3 + 0.6 * len(lanes))
     ax = fig.add_subplot()
 
-    for w in fault_windows(history):
-        end = w["end"] if w["end"] is not None else t_end
-        label = w["name"] + (f"({w['target']})" if w["target"] else "")
-        if w["target"] in lane_of:
-            y = lane_of[w["target"]]
-            ax.add_patch(Rectangle((w["start"], y - 0.45), end - w["start"], 0.9,
+    for w in history.fault_windows():
+        end = w.end if w.end is not None else t_end
+        label = w.name + (f"({w.target})" if w.target else "")
+        if w.target in lane_of:
+            y = lane_of[w.target]
+            ax.add_patch(Rectangle((w.start, y - 0.45), end - w.start, 0.9,
                                    color=FAULT_COLOR, alpha=0.15, lw=0))
-            ax.text(w["start"], y - 0.47, label, fontsize=7, color=FAULT_COLOR, va="bottom")
+            ax.text(w.start, y - 0.47, label, fontsize=7, color=FAULT_COLOR, va="bottom")
         else:
-            ax.axvspan(w["start"], end, color=FAULT_COLOR, alpha=0.1, lw=0)
-            ax.text(w["start"], -0.62, label, fontsize=7, color=FAULT_COLOR, va="bottom")
+            ax.axvspan(w.start, end, color=FAULT_COLOR, alpha=0.1, lw=0)
+            ax.text(w.start, -0.62, label, fontsize=7, color=FAULT_COLOR, va="bottom")
 
     for i, op in enumerate(ops):
         y = lane_of.get(op.process)

@@ -18,11 +18,9 @@ from matplotlib.figure import Figure
 
 from splitbrain.viz._common import ANOMALY_COLOR, OUTCOME_COLORS, finish, new_figure
 
+from splitbrain.checkers.base import get as _get
+
 __all__ = ["saga_graph"]
-
-
-def _get(rec: Any, key: str) -> Any:
-    return rec.get(key) if isinstance(rec, Mapping) else getattr(rec, key, None)
 
 
 def saga_graph(steps: Sequence[str], effects: Iterable[Any] = (), *, saga: Any = None,

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from splitbrain.history import History
-from splitbrain.viz._common import (ANOMALY_COLOR, FAULT_COLOR, OUTCOME_COLORS, fault_windows,
+from splitbrain.viz._common import (ANOMALY_COLOR, FAULT_COLOR, OUTCOME_COLORS,
                                     finish, new_figure, short)
 
 __all__ = ["spacetime"]
@@ -48,17 +48,17 @@ def spacetime(history: History, verdict: Any = None, *, highlight: Iterable[int]
     fig = new_figure(width, 1.2 + 0.55 * len(lanes))
     ax = fig.add_subplot()
 
-    for w in fault_windows(history):
-        end = w["end"] if w["end"] is not None else t_end
-        span = max(end - w["start"], span_all * 0.004)
-        label = f"{w['name']}" + (f"({w['target']})" if w["target"] else "")
-        if w["target"] in lane_of:
-            y = lane_of[w["target"]]
-            ax.add_patch(_rect(w["start"], y - 0.45, span, 0.9, FAULT_COLOR, 0.18))
-            ax.text(w["start"], y - 0.47, label, fontsize=7, color=FAULT_COLOR, va="bottom")
+    for w in history.fault_windows():
+        end = w.end if w.end is not None else t_end
+        span = max(end - w.start, span_all * 0.004)
+        label = f"{w.name}" + (f"({w.target})" if w.target else "")
+        if w.target in lane_of:
+            y = lane_of[w.target]
+            ax.add_patch(_rect(w.start, y - 0.45, span, 0.9, FAULT_COLOR, 0.18))
+            ax.text(w.start, y - 0.47, label, fontsize=7, color=FAULT_COLOR, va="bottom")
         else:
-            ax.axvspan(w["start"], w["start"] + span, color=FAULT_COLOR, alpha=0.12, lw=0)
-            ax.text(w["start"], -0.62, label, fontsize=7, color=FAULT_COLOR, va="bottom")
+            ax.axvspan(w.start, w.start + span, color=FAULT_COLOR, alpha=0.12, lw=0)
+            ax.text(w.start, -0.62, label, fontsize=7, color=FAULT_COLOR, va="bottom")
 
     labelled: set[tuple[str, int]] = set()
     # thin evidence bars get their label written beside them, when there are few enough to read
