@@ -42,3 +42,18 @@ def isolated_home(tmp_path, monkeypatch):
     monkeypatch.setenv("SPLITBRAIN_CONFIG", str(home / "splitbrain.toml"))
     yield home
     down(purge=True)
+
+
+@pytest.fixture(scope="session")
+def grading_env(services, tmp_path_factory):
+    """Gradings run in subprocesses: point them at this session's services (through the URL
+    variables) and give them a state dir of their own, for the whole session."""
+    mp = pytest.MonkeyPatch()
+    for var, value in (("SPLITBRAIN_POSTGRES_URL", services.postgres_url),
+                       ("SPLITBRAIN_REDIS_URL", services.redis_url),
+                       ("SPLITBRAIN_KAFKA_BOOTSTRAP", services.kafka_bootstrap)):
+        if value:
+            mp.setenv(var, value)
+    mp.setenv("SPLITBRAIN_HOME", str(tmp_path_factory.mktemp("grading-home")))
+    yield services
+    mp.undo()

@@ -9,21 +9,9 @@ from splitbrain.lab import discover_labs
 LABS = discover_labs(paths.project_root())
 
 
-@pytest.fixture
-def grading_services(services, monkeypatch, tmp_path):
-    """Gradings run in subprocesses: point them at this session's services."""
-    for var, value in (("SPLITBRAIN_POSTGRES_URL", services.postgres_url),
-                       ("SPLITBRAIN_REDIS_URL", services.redis_url),
-                       ("SPLITBRAIN_KAFKA_BOOTSTRAP", services.kafka_bootstrap)):
-        if value:
-            monkeypatch.setenv(var, value)
-    monkeypatch.setenv("SPLITBRAIN_HOME", str(tmp_path / "home"))
-    return services
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("lab", LABS, ids=[lab.slug for lab in LABS])
-def test_lab_proves_itself(lab, grading_services, tmp_path):
+def test_lab_proves_itself(lab, grading_env, tmp_path):
     proof = verify_lab(lab, out_dir=tmp_path)
     assert proof.proves, f"{lab.slug}:\n  " + "\n  ".join(proof.problems)
     assert proof.shown, f"{lab.slug}: no taught anomaly shown"

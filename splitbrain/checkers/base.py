@@ -41,6 +41,19 @@ class Verdict:
     def kinds(self) -> list[str]:
         return sorted({a.kind for a in self.anomalies})
 
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (saved beside a history; the book draws a figure from both)."""
+        return {"valid": self.valid, "checker": self.checker, "stats": dict(self.stats),
+                "anomalies": [{"kind": a.kind, "message": a.message, "events": list(a.events),
+                               "data": dict(a.data)} for a in self.anomalies]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Verdict":
+        return cls(d["valid"], tuple(Anomaly(a["kind"], a["message"], tuple(a.get("events", ())),
+                                             dict(a.get("data", {})))
+                                     for a in d.get("anomalies", ())),
+                   d.get("checker", ""), dict(d.get("stats", {})))
+
     def explain(self, limit: int = 5) -> str:
         if self.valid is True:
             return f"{self.checker or 'checker'}: valid"

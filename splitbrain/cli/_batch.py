@@ -193,6 +193,13 @@ def cmd_verify(args) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 3
     err = Console(stderr=True, highlight=False)
+    if not args.worktree:
+        from splitbrain.grading.handout import differs_from_head
+        for lab in labs:
+            if differs_from_head(lab):
+                err.print(f"note: {lab.component_path.relative_to(lab.root)} differs from the "
+                          f"committed handout; verify grades the committed one (--worktree "
+                          f"grades the file as it is)", markup=False)
     err.print(f"proving {len(labs)} lab(s): each grades its broken handout and its solution "
               f"under faults ({args.jobs} grading(s) at once; from seconds to minutes per lab)",
               markup=False)
@@ -202,7 +209,8 @@ def cmd_verify(args) -> int:
     with interruptible(lambda: [f.cancel() for f in futures]) as stopped, \
             ThreadPoolExecutor(max_workers=max(1, (args.jobs + 1) // 2)) as pool:
         futures += [pool.submit(verify_lab, lab, args.seed, args.repeat,
-                                concurrent=args.jobs > 1) for lab in labs]
+                                concurrent=args.jobs > 1, worktree=args.worktree)
+                    for lab in labs]
         with err.status("verifying...") as live:
             for fut in as_completed(futures):
                 if stopped.is_set():

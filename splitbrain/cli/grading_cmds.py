@@ -108,6 +108,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="grade each component N times to catch flaky verdicts (default 1)")
     p.add_argument("--seed", type=int, default=1, help=SEED_HELP)
     p.add_argument("--jobs", type=int, default=2, help="gradings run at once (default 2)")
+    p.add_argument("--worktree", action="store_true",
+                   help="grade the handout as it is in the working tree, for a lab's author who "
+                        "is editing it (default: as committed, so a learner's edits never count)")
     p.set_defaults(func=cmd_verify)
 
 

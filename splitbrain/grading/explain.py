@@ -70,6 +70,10 @@ def expect_valid(verdict: Verdict, history=None, hint: str | None = None) -> Ver
         return verdict
     ctx = current()
     ctx.record("anomalies", verdict.kinds() if verdict.valid is False else ["unknown"])
+    saved = ctx.artifact(".verdict.json")
+    if saved is not None:  # beside the history: what the book's figures are drawn from
+        import json
+        saved.write_text(json.dumps(verdict.to_dict(), indent=1, default=str))
     picture = None
     if history is not None:
         path = ctx.artifact(".svg")

@@ -26,11 +26,12 @@ def _git_show(lab: LabInfo, path: Path) -> bytes | None:
     return out.stdout if out.returncode == 0 else None
 
 
-def pristine(lab: LabInfo, dest_dir: Path) -> Path:
-    """The shipped handout component written into ``dest_dir`` (git HEAD, else the file as is)."""
+def pristine(lab: LabInfo, dest_dir: Path, worktree: bool = False) -> Path:
+    """The shipped handout component written into ``dest_dir`` (git HEAD, else the file as is;
+    ``worktree``: the file as it is now, for a lab's author who is editing the handout)."""
     dest_dir.mkdir(parents=True, exist_ok=True)
     dest = dest_dir / lab.component
-    data = _git_show(lab, lab.component_path)
+    data = None if worktree else _git_show(lab, lab.component_path)
     if data is None:
         shutil.copyfile(lab.component_path, dest)
     else:
@@ -105,3 +106,13 @@ def next_hint(lab: LabInfo, advance: bool = True) -> tuple[int, str] | None:
         e["hints_shown"] = shown + 1
         save_progress_for(lab.slug, e)
     return i + 1, lab.hints[i]
+
+
+def differs_from_head(lab: LabInfo) -> bool:
+    """Whether the handout in the working tree is not the one committed (edited by a learner, or
+    by the lab's author)."""
+    data = _git_show(lab, lab.component_path)
+    try:
+        return data is not None and data != lab.component_path.read_bytes()
+    except OSError:
+        return False

@@ -38,7 +38,8 @@ def _private_tests(lab: LabInfo, include_public: bool, dest: Path) -> list[Path]
     files: list[Path] = []
     if lab.autograder_dir.is_dir():
         shutil.copytree(lab.autograder_dir, dest / "hidden", dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "variants",
+                                                      "selftest", "bench*.py"))
         files += sorted((dest / "hidden").glob("test_*.py"))
     if include_public:
         pub = dest / "public"
@@ -53,11 +54,13 @@ def _private_tests(lab: LabInfo, include_public: bool, dest: Path) -> list[Path]
 
 
 def _run_pytest(lab: LabInfo, rundir: Path, targets: list[str], submission: Path, seed: int,
-                results: Path, artifacts: Path, timeout: float) -> tuple[dict | None, str]:
+                results: Path, artifacts: Path, timeout: float,
+                select: str | None = None) -> tuple[dict | None, str]:
     cmd = [sys.executable, "-m", "pytest", "-p", "splitbrain.grading.plugin", "-q",
            "-c", str(rundir / "pytest.ini"), "--rootdir", str(rundir), *targets,
            "--lab", lab.slug, "--submission", str(submission), "--seed", str(seed),
-           "--sb-results", str(results), "--sb-artifacts", str(artifacts)]
+           "--sb-results", str(results), "--sb-artifacts", str(artifacts),
+           *(["-k", select] if select else [])]
     env = {**os.environ, "SPLITBRAIN_ROOT": str(lab.root), "PYTHONDONTWRITEBYTECODE": "1"}
     try:
         proc = subprocess.run(cmd, cwd=rundir, env=env, capture_output=True, text=True,
@@ -78,10 +81,12 @@ def _merge(base: list[dict], again: list[dict]) -> list[dict]:
 
 def grade_submission(lab: LabInfo, submission: str | Path, seed: int = 1,
                      out_dir: str | Path | None = None, jobs: int = 1,
-                     include_public: bool = False, retries: int = 1) -> GradingResult:
+                     include_public: bool = False, retries: int = 1,
+                     select: str | None = None) -> GradingResult:
     """Grade one submission (.py or .ipynb) of ``lab``; artifacts go to ``out_dir``.
 
-    jobs > 1 runs the lab's test files in that many pytest processes at once."""
+    jobs > 1 runs the lab's test files in that many pytest processes at once; ``select`` is a
+    pytest ``-k`` expression that keeps only some tests (a variant that teaches one of them)."""
     t0 = time.monotonic()
     submission = Path(submission).resolve()
     out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix=f"splitbrain-{lab.slug}-"))
@@ -99,12 +104,14 @@ def grade_submission(lab: LabInfo, submission: str | Path, seed: int = 1,
         def run(i_group: tuple[int, list[Path]], attempt: str = "") -> tuple[dict | None, str]:
             i, group = i_group
             return _run_pytest(lab, rundir / "tests", [str(p) for p in group], submission, seed,
-                               rundir / f"results-{i}{attempt}.json", artifacts, limit)
+                               rundir / f"results-{i}{attempt}.json", artifacts, limit, select)
 
         with ThreadPoolExecutor(max_workers=max(1, len(groups))) as pool:
             outs = list(pool.map(run, enumerate(groups)))
         tests: list[dict] = []
         for data, log in outs:
+            if data is not None and select and not data.get("tests"):
+                continue  # this group's files hold none of the selected tests
             if data is None or (not data.get("tests") and data.get("collected", 0) == 0):
                 return GradingResult(lab.slug, str(submission), seed, duration_s=time.monotonic()
                                      - t0, error="the grader could not run the tests:\n"

@@ -66,12 +66,13 @@ class LabProof:
 
 
 def verify_lab(lab: LabInfo, seed: int = 1, repeat: int = 1, out_dir: Path | None = None,
-               jobs: int = 1, concurrent: bool = True) -> LabProof:
+               jobs: int = 1, concurrent: bool = True, worktree: bool = False) -> LabProof:
     """Grade the shipped broken component and the solution (at the same time when
-    ``concurrent``: each grading is its own pytest process on isolated namespaces)."""
+    ``concurrent``: each grading is its own pytest process on isolated namespaces).
+    ``worktree``: grade the handout as it is in the working tree, not as committed."""
     out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="splitbrain-verify-"))
     with tempfile.TemporaryDirectory(prefix="splitbrain-handout-") as tmp:
-        broken_file = pristine(lab, Path(tmp))
+        broken_file = pristine(lab, Path(tmp), worktree=worktree)
 
         def broken() -> GradingResult:
             return grade_repeated(lab, broken_file, seed, repeat, out / lab.slug / "broken",
