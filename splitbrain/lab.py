@@ -61,7 +61,7 @@ class LabInfo(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    slug: str = Field(description="the folder name, NN-slug (e.g. 07-leader-election)")
+    slug: str = Field(description="the folder name, NN-slug (e.g. 99-example)")
     format_version: Literal[1] = Field(description="lab.toml format; write format_version = 1")
     title: str = Field(min_length=1, description="the lab's title as `splitbrain labs` shows it")
     chapter: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*\.md$",
@@ -168,7 +168,7 @@ class LabInfo(BaseModel):
 
     @property
     def module_name(self) -> str:
-        """The component's module name (``lock.py`` -> ``lock``)."""
+        """The component's module name (``counter.py`` -> ``counter``)."""
         return Path(self.component).stem
 
     def public_tests(self) -> list[Path]:
@@ -180,9 +180,9 @@ class LabInfo(BaseModel):
 
 _HINTS = {
     "format_version": "write format_version = 1",
-    "title": 'e.g. title = "Distributed locks and fencing tokens"',
-    "chapter": 'path relative to docs/, e.g. chapter = "chapters/01-fencing-locks.md"',
-    "component": 'the file the learner fixes, e.g. component = "lock.py"',
+    "title": 'e.g. title = "A counter that counts"',
+    "chapter": 'path relative to docs/, e.g. chapter = "chapters/99-example.md"',
+    "component": 'the file the learner fixes, e.g. component = "counter.py"',
     "services": f"use {', '.join(KNOWN_SERVICES)}",
     "faults": "fault names are lowercase words joined by dashes; `splitbrain faults` lists them",
     "taught_anomalies": "anomaly kinds are lowercase words joined by dashes, e.g. stale-write",
@@ -197,7 +197,7 @@ def load_lab(lab_dir: str | Path, root: str | Path | None = None) -> LabInfo:
     root = Path(root) if root is not None else lab_dir.resolve().parent.parent
     if not SLUG_RE.match(lab_dir.name):
         raise LabError(f"{lab_dir}: a lab folder is named NN-slug (two digits, a dash, lowercase "
-                       f"words), e.g. 07-leader-election")
+                       f"words), e.g. 99-example")
     if not where.is_file():
         raise LabError(f"{where}: not found; every lab folder needs a lab.toml "
                        f"(`splitbrain new-lab {lab_dir.name}` writes one)")
@@ -219,8 +219,8 @@ def discover_labs(root: str | Path | None = None) -> list[LabInfo]:
 
 
 def find_lab(name: str, root: str | Path | None = None) -> LabInfo:
-    """A lab by slug (``07-leader-election``), number (``07``/``7``) or suffix
-    (``leader-election``)."""
+    """A lab by slug (``99-example``), number (``07``/``7``) or suffix
+    (``example``)."""
     labs = discover_labs(root)
     for lab in labs:
         if name in (lab.slug, lab.slug[3:]) or (name.isdigit() and int(name) == lab.number):
@@ -234,7 +234,7 @@ def find_lab(name: str, root: str | Path | None = None) -> LabInfo:
 
 
 def _suggest(name: str, labs: list[LabInfo]) -> str:
-    """`` (did you mean 07-leader-election?)`` for a near miss or a part of a slug, else ``""``."""
+    """`` (did you mean 99-example?)`` for a near miss or a part of a slug, else ``""``."""
     import difflib
     low = name.lower().strip()
     close = [l.slug for l in labs if low and (low in l.slug or l.slug[3:] in low)]

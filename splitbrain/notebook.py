@@ -6,10 +6,10 @@ only interactively::
     from splitbrain import notebook as nb
 
     services = nb.up(["redis", "postgres"])          # start what is missing; says where they are
-    with nb.experiment("lock.py", services) as ex:   # a fresh namespace, history and workers
-        w = ex.spawn("a")                            # a sandboxed worker running lock.py
-        lock = w.new("RedisLock", nb.Ref("redis"), ex.ns.key("lock"), 500, clock=nb.Ref("clock"))
-        lock.acquire()                               # recorded in ex.history
+    with nb.experiment("counter.py", services) as ex:  # a fresh namespace, history and workers
+        w = ex.spawn("a")                            # a sandboxed worker running counter.py
+        c = w.new("Counter", nb.Ref("redis"), ex.ns.key("c"), clock=nb.Ref("clock"))
+        c.increment()                                # recorded in ex.history
         gc = ex.nemesis.inject("pause", w)           # faults go through the nemesis, recorded too
         gc.heal()
         px = ex.proxy("redis")                       # a fault proxy in front of the namespace's Redis

@@ -118,11 +118,28 @@ def test_verify_proves_the_fixture_lab_and_refuses_a_broken_solution(grading_env
                                          "anomalies": ["lost-update"]}
     copy = tmp_path / "project"
     shutil.copytree(FIXTURE, copy)
-    shutil.copy(copy / "labs/00-counter/counter.py", copy / "solutions/00-counter/counter.py")
+    wrong = (copy / "labs/00-counter/counter.py").read_text() + "# a solution that is not one\n"
+    (copy / "solutions/00-counter/counter.py").write_text(wrong)
     (bad,) = discover_labs(copy)
     proof = verify_lab(bad, out_dir=tmp_path / "v2")
     assert not proof.proves
     assert any("the solution loses points" in p for p in proof.problems)
+
+
+def test_verify_says_what_an_incomplete_lab_lacks_and_grades_nothing(tmp_path):
+    copy = tmp_path / "project"
+    shutil.copytree(FIXTURE, copy)
+    (copy / "docs/chapters/00-counter.md").unlink()
+    nb = copy / "labs/00-counter/lab.ipynb"
+    data = json.loads(nb.read_text())
+    data["cells"][1]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "hi"}]
+    nb.write_text(json.dumps(data))
+    (lab,) = discover_labs(copy)
+    proof = verify_lab(lab, out_dir=tmp_path / "v")
+    assert not proof.proves and not proof.complete and proof.broken is None
+    text = "\n".join(proof.problems)
+    assert "not complete: the chapter: write docs/chapters/00-counter.md" in text
+    assert "the notebook is committed without outputs" in text
 
 
 def _cli(*args, cwd=None):

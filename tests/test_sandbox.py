@@ -1,6 +1,8 @@
 """Sandboxed workers against a real Redis: calls, errors, limits, faults, and what the learner's
 code can and cannot see."""
 import os
+import subprocess
+import sys
 import textwrap
 from concurrent.futures import TimeoutError as FutureTimeout
 
@@ -240,3 +242,61 @@ def test_workers_spawned_without_waiting_start_together(component, tmp_path):
                 w.call("anything")
     finally:
         w.close()
+
+
+def test_hidden_folders_are_unreadable_to_a_worker_and_nothing_outside_changes(open_tmp):
+    """As root a worker's own mount namespace covers what it must not read; where namespaces
+    are refused, the folders are held closed and given back as they were."""
+    from splitbrain.sandbox import hide
+    if os.geteuid() != 0:
+        pytest.skip("without root a worker runs as the grader's user (documented)")
+    tmp_path = open_tmp
+    secret = tmp_path / "solutions"
+    secret.mkdir()
+    (secret / "answer.py").write_text("SECRET = 42\n")
+    os.chmod(tmp_path, 0o755)
+    os.chmod(secret, 0o755)
+    comp = tmp_path / "peek.py"
+    comp.write_text("import os\n\ndef peek(p):\n    try:\n        return sorted(os.listdir(p))\n"
+                    "    except OSError as e:\n        return type(e).__name__\n")
+    os.chmod(comp, 0o644)
+    before = secret.stat().st_mode
+    if hide.namespaces_work():
+        w = spawn(comp, "peek", hide=[secret])
+        try:
+            assert w.call("peek", str(secret)) == "PermissionError"
+            assert w.call("peek", str(tmp_path)) == ["peek.py", "solutions"]
+        finally:
+            w.close()
+    with hide.held_closed(tmp_path, [secret]):
+        assert secret.stat().st_mode & 0o777 == 0o700
+        with hide.held_closed(tmp_path, [secret]):      # a second grading of the same checkout
+            pass
+        assert secret.stat().st_mode & 0o777 == 0o700   # still held by the first
+    assert secret.stat().st_mode == before             # the last one out gives it back
+
+
+@pytest.fixture
+def open_tmp():
+    """A folder every user can reach (pytest's own tmp_path is private to its user)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+    d = Path(tempfile.mkdtemp(prefix="sb-open-", dir="/tmp"))
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_modes_left_closed_by_a_killed_grading_are_given_back(tmp_path):
+    from splitbrain.sandbox import hide
+    d = tmp_path / "autograder"
+    d.mkdir()
+    os.chmod(d, 0o755)
+    code = ("import os, sys\nfrom pathlib import Path\nfrom splitbrain.sandbox import hide\n"
+            f"with hide.held_closed(Path({str(tmp_path)!r}), [Path({str(d)!r})]):\n"
+            "    os._exit(9)\n")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 9
+    assert d.stat().st_mode & 0o777 == 0o700
+    assert hide.restore_stale(tmp_path) is True
+    assert d.stat().st_mode & 0o777 == 0o755 and hide.restore_stale(tmp_path) is False

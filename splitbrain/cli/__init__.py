@@ -11,6 +11,7 @@ _GROUPS = [
     "splitbrain.cli.services_cmds",   # up, down, status, doctor, start
     "splitbrain.cli.grading_cmds",    # labs, check, grade, verify, reset, hint
     "splitbrain.cli.book_cmds",       # book
+    "splitbrain.cli.lab_cmds",        # new-lab, faults
 ]
 
 DESCRIPTION = """\
@@ -19,7 +20,7 @@ Split Brain: distributed-systems labs on real Postgres, Redis and Kafka.
 A learner's session:
   splitbrain start                  services up, JupyterLab on labs/, the book served locally
   splitbrain labs                   the labs and your progress
-  splitbrain check 01-fencing-locks grade your fix under injected faults, show the next hint
+  splitbrain check 01               grade your fix of lab 01 under injected faults, next hint
   splitbrain hint 01                the next hint; `splitbrain reset 01` restores the handout
 
 An instructor or workshop lead:
@@ -27,6 +28,11 @@ An instructor or workshop lead:
   splitbrain verify                 every broken handout fails, every solution gets full marks
   splitbrain grade 01 submissions/  grade a class: JSON, JUnit, Gradescope, CSV gradebook
   splitbrain up | status | down     the services on their own (embedded, external or docker)
+
+A lab's author:
+  splitbrain new-lab 99-example      a new lab's folders, each file a template
+  splitbrain faults                 the fault registry: every fault a test can inject
+  splitbrain verify 99 --variants   what is left to write; then prove the lab and its variants
 
 `splitbrain COMMAND --help` explains each command, with examples.
 """
@@ -38,13 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _GROUPS:
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as e:  # a group not built yet
-            if e.name != name:
-                raise
-            continue
-        mod.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 

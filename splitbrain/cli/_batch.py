@@ -13,7 +13,7 @@ from splitbrain.lab import LabError, discover_labs, find_lab
 
 
 def _line(result, reused: bool) -> str:
-    name = result.extra.get("key") or Path(result.submission).name  # alice-lock for alice/lock.py
+    name = result.extra.get("key") or Path(result.submission).name  # alice-counter for alice/counter.py
     if result.error:
         return f"{name}: could not grade: {result.error.strip().splitlines()[0]}"
     note = " (kept from the last run)" if reused else ""
@@ -173,6 +173,24 @@ def cmd_grade(args) -> int:
     return 0
 
 
+def _print_proof(p) -> None:
+    if not p.complete:
+        print(f"{p.lab}: not complete ({len(p.missing)} item(s) left to write)")
+        for item in p.missing:
+            print(f"  {item.line()}")
+        return
+    mark = "proves itself" if p.proves else "DOES NOT prove itself"
+    print(f"{p.lab}: {mark} (broken {p.broken.score:g}/{p.broken.max_score:g}, anomalies "
+          f"{', '.join(p.broken.anomalies()) or 'none'}; solution "
+          f"{p.solution.score:g}/{p.solution.max_score:g})")
+    for o in p.variants:
+        print(f"  variant {o.variant.name}: {'as expected' if o.ok else 'NOT as expected'} "
+              f"({o.result.score:g}/{o.result.max_score:g}"
+              f"{', a different correct design' if o.variant.correct else ''})")
+    for problem in p.problems:
+        print(f"  - {problem}")
+
+
 def cmd_verify(args) -> int:
     from concurrent.futures import ThreadPoolExecutor, as_completed
     from rich.console import Console
@@ -209,7 +227,8 @@ def cmd_verify(args) -> int:
     with interruptible(lambda: [f.cancel() for f in futures]) as stopped, \
             ThreadPoolExecutor(max_workers=max(1, (args.jobs + 1) // 2)) as pool:
         futures += [pool.submit(verify_lab, lab, args.seed, args.repeat,
-                                concurrent=args.jobs > 1, worktree=args.worktree)
+                                concurrent=args.jobs > 1, worktree=args.worktree,
+                                variants=args.variants)
                     for lab in labs]
         with err.status("verifying...") as live:
             for fut in as_completed(futures):
@@ -230,13 +249,13 @@ def cmd_verify(args) -> int:
         print(json.dumps({"labs": [p.to_dict() for p in proofs]}, indent=1))
     else:
         for p in proofs:
-            mark = "proves itself" if p.proves else "DOES NOT prove itself"
-            print(f"{p.lab}: {mark} (broken {p.broken.score:g}/{p.broken.max_score:g}, anomalies "
-                  f"{', '.join(p.broken.anomalies()) or 'none'}; solution "
-                  f"{p.solution.score:g}/{p.solution.max_score:g})")
-            for problem in p.problems:
-                print(f"  - {problem}")
+            _print_proof(p)
+    incomplete = [p.lab for p in proofs if not p.complete]
     bad = [p.lab for p in proofs if not p.proves]
+    if incomplete:
+        err.print(f"{len(incomplete)} lab(s) are not complete yet: {', '.join(incomplete)}. Each "
+                  f"unchecked item above says what to write; verify grades a lab once it is "
+                  f"complete.", markup=False)
     if bad:
         err.print(f"{len(bad)} of {len(proofs)} lab(s) do not prove themselves: {', '.join(bad)}."
                   f" Each problem above names the test; `splitbrain check LAB --submission "

@@ -14,7 +14,7 @@ from splitbrain.cli._run import interruptible, services_problem, working
 from splitbrain.lab import LabError, discover_labs, find_lab
 
 
-LAB_HELP = "the lab: its number (1 or 01), its folder name (01-fencing-locks) or its name"
+LAB_HELP = "the lab: its number (7 or 07), its folder name (NN-slug) or the slug's words"
 SEED_HELP = ("seed of the fault schedules; the same seed replays the same faults at the same "
              "moments (default 1)")
 
@@ -34,9 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                "and the picture of what happened, then the next hint. Exit 0 on full marks, 1 "
                "when a test fails, 2 when the lab or the file cannot be used, 3 when the "
                "services do not answer (that attempt does not count).",
-               [("splitbrain check 01", "grade labs/01-fencing-locks/lock.py"),
+               [("splitbrain check 01", "grade lab 01's component in labs/01-*/"),
                 ("splitbrain check 01 --watch", "grade again on every save"),
-                ("splitbrain check 01 --submission ~/try2/lock.py", "grade another copy"),
+                ("splitbrain check 01 --submission ~/try2/my_component.py", "grade another copy"),
                 ("splitbrain check 01 --seed 7", "another fault schedule")])
     p.add_argument("lab", help=LAB_HELP)
     p.add_argument("--submission", metavar="FILE",
@@ -60,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "up first)",
                "Put the lab's component back to the broken handout as shipped. Your current "
                "version is copied to .splitbrain/backups/LAB/ first and its path is printed.",
-               [("splitbrain reset 01", "restore labs/01-fencing-locks/lock.py")])
+               [("splitbrain reset 01", "restore lab 01's component to the handout")])
     p.add_argument("lab", help=LAB_HELP)
     p.set_defaults(func=cmd_reset)
 
@@ -82,7 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs", type=int, default=2,
                    help="submissions graded at once (default 2; each uses about one CPU core)")
     p.add_argument("--out", metavar="FOLDER",
-                   help="output folder (default ./grades/LAB, e.g. grades/01-fencing-locks); a "
+                   help="output folder (default ./grades/LAB, e.g. grades/99-example); a "
                         "batch that stopped resumes from it")
     p.add_argument("--format", default="json,junit,gradescope,csv", metavar="LIST",
                    help="comma-separated reports to write: json (results.json), junit "
@@ -94,20 +94,29 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "disagreement between runs is reported (default 1)")
     p.set_defaults(func=cmd_grade)
 
-    p = parser(sub, "verify", "prove each lab: broken fails for the taught reason, solution "
-                              "gets full marks",
-               "For each lab, grade the shipped broken component and the solution: the broken "
-               "one must lose points with the anomalies the lab teaches, the solution must get "
-               "full marks. Run it after changing a lab or the kit. Exit 0 when every lab proves "
-               "itself.",
+    p = parser(sub, "verify", "prove each lab: complete, broken fails for the taught reason, "
+                              "solution gets full marks",
+               "For each lab, first check that it is complete (chapter, notebook without "
+               "outputs, hints, hidden tests, variants, figures, faults the registry knows) and "
+               "list what is left to write; then grade the shipped broken component and the "
+               "solution: the broken one must lose points with the anomalies the lab teaches, "
+               "the solution must get full marks. With --variants, every graded variant must "
+               "get exactly its expected grade too. Run it after changing a lab or the kit. "
+               "Exit 0 when every lab proves itself.",
                [("splitbrain verify", "every lab"),
-                ("splitbrain verify 01 03 --repeat 3", "two labs, three times each")])
+                ("splitbrain verify 01 03 --repeat 3", "two labs, three times each"),
+                ("splitbrain verify 04 --variants", "lab 04 and its graded variants"),
+                ("splitbrain verify 99-example", "a new lab: what is left to write")])
     p.add_argument("labs", nargs="*", metavar="LAB", help="labs to prove (default: all)")
     p.add_argument("--json", action="store_true", help="print only JSON on stdout")
     p.add_argument("--repeat", type=int, default=1, metavar="N",
                    help="grade each component N times to catch flaky verdicts (default 1)")
     p.add_argument("--seed", type=int, default=1, help=SEED_HELP)
     p.add_argument("--jobs", type=int, default=2, help="gradings run at once (default 2)")
+    p.add_argument("--variants", action="store_true",
+                   help="also grade each lab's variants (autograder/LAB/variants): a different "
+                        "correct design must get full marks, each mistake must lose exactly its "
+                        "tests (default: off)")
     p.add_argument("--worktree", action="store_true",
                    help="grade the handout as it is in the working tree, for a lab's author who "
                         "is editing it (default: as committed, so a learner's edits never count)")

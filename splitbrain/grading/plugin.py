@@ -147,9 +147,11 @@ def spawn(request: pytest.FixtureRequest, lab, component, services, ns, history,
     can build the lab's ``Ref("rig.x:make")`` helpers."""
     from splitbrain.sandbox import Limits
     from splitbrain.sandbox import spawn as sandbox_spawn
+    from splitbrain.sandbox.hide import hidden_paths
     workers = []
     ctx = ctxmod.current()
     base = resources_of(ns, services)
+    hide = hidden_paths(lab.root, (Path(request.config._sb_artifacts),))  # type: ignore[attr-defined]
 
     def factory(name: str = "w1", component_path=None, resources: dict | None = None,
                 limits=None, env: dict | None = None, record: bool = True, **kw):
@@ -160,7 +162,7 @@ def spawn(request: pytest.FixtureRequest, lab, component, services, ns, history,
                           log_dir=ctx.artifact("-logs"),
                           **{"module": lab.module_name, "wait": False,
                              "rig": lab.rig_dir if (lab.rig_dir / "__init__.py").is_file()
-                             else None, **kw})
+                             else None, "hide": hide, **kw})
         workers.append(w)
         return w
 

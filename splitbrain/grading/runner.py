@@ -27,13 +27,9 @@ INI = "[pytest]\naddopts = -p no:cacheprovider\nconsole_output_style = classic\n
 
 def _private_tests(lab: LabInfo, include_public: bool, dest: Path) -> list[Path]:
     """Copy the hidden (and public) tests into a folder only the grader can read; sandboxed
-    workers run as other users and cannot read them. As root, what a submission could read to
-    cheat is closed too: autograder/, solutions/ (a submission that imports the solution by path
-    would borrow its grade) and the repository's .git (which holds both)."""
-    if os.geteuid() == 0:
-        for d in (lab.autograder_dir.parent, lab.root / "solutions", lab.root / ".git"):
-            if d.is_dir() and d.stat().st_uid == 0:
-                os.chmod(d, 0o700)
+    workers run as other users and cannot read them. What else a submission could read to move
+    its grade (autograder/, solutions/, .git, the kit's state) is hidden from its workers by
+    ``splitbrain.sandbox.hide`` (see :func:`_hidden`)."""
     dest.mkdir(mode=0o700, parents=True, exist_ok=True)
     files: list[Path] = []
     if lab.autograder_dir.is_dir():
@@ -51,6 +47,16 @@ def _private_tests(lab: LabInfo, include_public: bool, dest: Path) -> list[Path]
             files.append(pub / p.name)
     (dest / "pytest.ini").write_text(INI)
     return files
+
+
+def _hidden(lab: LabInfo):
+    """As root where workers cannot get a mount namespace of their own, hold the folders they
+    must not read closed while this grading runs (given back by the last grading out)."""
+    import contextlib
+    from splitbrain.sandbox import hide
+    if os.geteuid() != 0 or hide.namespaces_work():
+        return contextlib.nullcontext()
+    return hide.held_closed(lab.root, hide.hidden_paths(lab.root))
 
 
 def _run_pytest(lab: LabInfo, rundir: Path, targets: list[str], submission: Path, seed: int,
@@ -92,7 +98,7 @@ def grade_submission(lab: LabInfo, submission: str | Path, seed: int = 1,
     out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix=f"splitbrain-{lab.slug}-"))
     out.mkdir(parents=True, exist_ok=True)
     artifacts = out / "artifacts"
-    with tempfile.TemporaryDirectory(prefix="splitbrain-run-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="splitbrain-run-") as tmp, _hidden(lab):
         rundir = Path(tmp)
         files = _private_tests(lab, include_public, rundir / "tests")
         if not files:

@@ -1,35 +1,50 @@
-"""``verify``: every lab proves itself. Its shipped broken component must fail, with at least one
-anomaly the chapter teaches; its solution must get full marks."""
+"""``verify``: every lab proves itself.
+
+First the lab must be complete (:mod:`splitbrain.labcheck`: chapter, notebook without outputs,
+hints, hidden tests, variants, figures, faults and anomalies the kit knows). Then its shipped
+broken component must fail, with at least one anomaly the chapter teaches, and its solution must
+get full marks; with ``variants``, every graded variant must get exactly its expected grade.
+"""
 from __future__ import annotations
 
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from splitbrain.grading.handout import pristine
 from splitbrain.grading.results import GradingResult
 from splitbrain.grading.runner import grade_repeated
 from splitbrain.lab import LabInfo
+from splitbrain.labcheck import Item, missing
 
 
 @dataclass(frozen=True)
 class LabProof:
     lab: str
-    broken: GradingResult
-    solution: GradingResult
+    broken: GradingResult | None
+    solution: GradingResult | None
     taught: tuple[str, ...]
     points: int = 0
+    missing: tuple[Item, ...] = ()
+    variants: tuple = ()            # VariantOutcome, when asked for
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
 
     @property
     def shown(self) -> list[str]:
         """Taught anomalies the broken component showed."""
-        return [a for a in self.broken.anomalies() if a in self.taught]
+        return [a for a in self.broken.anomalies() if a in self.taught] if self.broken else []
 
     @property
     def problems(self) -> list[str]:
+        if self.missing:
+            return [f"not complete: {i.what}: {i.fix}" for i in self.missing]
         out = []
         b, s = self.broken, self.solution
+        assert b is not None and s is not None
         if b.error:
             out.append(f"the broken component could not be graded: {b.error}")
         elif b.score >= b.max_score:
@@ -51,6 +66,8 @@ class LabProof:
                 out.append(f"the {name} component got different verdicts over {r.runs} runs")
             if r.infra_errors:
                 out.append(f"{r.infra_errors} test(s) of the {name} run hit infrastructure errors")
+        for o in self.variants:
+            out += list(o.problems)
         return out
 
     @property
@@ -58,18 +75,31 @@ class LabProof:
         return not self.problems
 
     def to_dict(self) -> dict:
-        return {"lab": self.lab, "proves": self.proves, "problems": self.problems,
-                "taught_anomalies": list(self.taught), "anomalies_shown": self.shown,
-                "broken": {"score": self.broken.score, "max_score": self.broken.max_score,
-                           "anomalies": self.broken.anomalies()},
-                "solution": {"score": self.solution.score, "max_score": self.solution.max_score}}
+        d = {"lab": self.lab, "proves": self.proves, "complete": self.complete,
+             "problems": self.problems, "taught_anomalies": list(self.taught),
+             "anomalies_shown": self.shown,
+             "missing": [{"what": i.what, "fix": i.fix} for i in self.missing]}
+        if self.broken is not None and self.solution is not None:
+            d["broken"] = {"score": self.broken.score, "max_score": self.broken.max_score,
+                           "anomalies": self.broken.anomalies()}
+            d["solution"] = {"score": self.solution.score, "max_score": self.solution.max_score}
+        if self.variants:
+            d["variants"] = [{"name": o.variant.name, "correct": o.variant.correct, "ok": o.ok,
+                              "score": o.result.score, "max_score": o.result.max_score,
+                              "problems": list(o.problems)} for o in self.variants]
+        return d
 
 
 def verify_lab(lab: LabInfo, seed: int = 1, repeat: int = 1, out_dir: Path | None = None,
-               jobs: int = 1, concurrent: bool = True, worktree: bool = False) -> LabProof:
-    """Grade the shipped broken component and the solution (at the same time when
-    ``concurrent``: each grading is its own pytest process on isolated namespaces).
+               jobs: int = 1, concurrent: bool = True, worktree: bool = False,
+               variants: bool = False) -> LabProof:
+    """Check that the lab is complete, then grade the shipped broken component and the solution
+    (at the same time when ``concurrent``: each grading is its own pytest process on isolated
+    namespaces), then, with ``variants``, its graded variants.
     ``worktree``: grade the handout as it is in the working tree, not as committed."""
+    left = tuple(missing(lab))
+    if left:
+        return LabProof(lab.slug, None, None, lab.taught_anomalies, lab.points, left)
     out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="splitbrain-verify-"))
     with tempfile.TemporaryDirectory(prefix="splitbrain-handout-") as tmp:
         broken_file = pristine(lab, Path(tmp), worktree=worktree)
@@ -79,15 +109,18 @@ def verify_lab(lab: LabInfo, seed: int = 1, repeat: int = 1, out_dir: Path | Non
                                   jobs=jobs)
 
         def solution() -> GradingResult:
-            if not lab.solution_path.is_file():
-                return GradingResult(lab.slug, str(lab.solution_path), seed,
-                                     error=f"no solution at {lab.solution_path}")
             return grade_repeated(lab, lab.solution_path, seed, repeat,
                                   out / lab.slug / "solution", jobs=jobs)
 
         with ThreadPoolExecutor(max_workers=2 if concurrent else 1) as pool:
             b, s = pool.submit(broken), pool.submit(solution)
-            return LabProof(lab.slug, b.result(), s.result(), lab.taught_anomalies, lab.points)
+            b_res, s_res = b.result(), s.result()
+    outcomes: tuple = ()
+    if variants:
+        from splitbrain.grading.variants import grade_variants
+        outcomes = tuple(grade_variants(lab, seed=seed, out_dir=out / lab.slug / "variants",
+                                        jobs=2 if concurrent else 1, repeat=repeat))
+    return LabProof(lab.slug, b_res, s_res, lab.taught_anomalies, lab.points, (), outcomes)
 
 
 def verify_labs(labs: list[LabInfo], seed: int = 1, repeat: int = 1,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from splitbrain.history import call_value
+from splitbrain.sandbox.hide import namespaces_work, wrap
 from splitbrain.sandbox.isolation import GID, Limits, UserSlot, interpreter, private_dir
 from splitbrain.sandbox.protocol import (CallTimeout, RemoteError, WorkerDied, dumps, encode)
 from splitbrain.sandbox.remote import RemoteMethod, RemoteObject
@@ -35,7 +36,7 @@ class Worker:
                  limits: Limits | None = None, history=None, env: dict | None = None,
                  seed: int | str = 0, log_dir: str | Path | None = None,
                  module: str | None = None, wait: bool = True,
-                 rig: str | Path | None = None) -> None:
+                 rig: str | Path | None = None, hide: list[Path] | None = None) -> None:
         self.component_path = Path(component_path).resolve()
         if not self.component_path.is_file():
             raise FileNotFoundError(f"component not found: {self.component_path}")
@@ -47,6 +48,7 @@ class Worker:
         self.seed = seed
         self.module = module or self.component_path.stem
         self.rig = str(Path(rig).resolve()) if rig else None
+        self.hide = [Path(p) for p in hide or ()]
         self._slot = UserSlot()
         self._dir = private_dir(self._slot, f"sb-{name}-")
         logs = Path(log_dir) if log_dir else self._dir.parent / (self._dir.name + "-log")
@@ -99,14 +101,17 @@ class Worker:
             found = interpreter(False)
         python, extra = found
         env.update(extra)
+        argv = [python, "-s", "-m", "splitbrain.sandbox.worker", str(req_r), str(ans_w)]
+        uid = self._slot.uid
+        if uid is not None and self.hide and namespaces_work():
+            argv, uid = wrap(argv, uid, GID, self.hide), None   # drops to the uid itself
         log = open(self.log_path, "ab")
         try:
             self._proc = subprocess.Popen(
-                [python, "-s", "-m", "splitbrain.sandbox.worker", str(req_r), str(ans_w)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self._dir,
-                env=env, pass_fds=(req_r, ans_w), start_new_session=True,
-                user=self._slot.uid, group=GID if self._slot.uid is not None else None,
-                extra_groups=[] if self._slot.uid is not None else None)
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                cwd=self._dir, env=env, pass_fds=(req_r, ans_w), start_new_session=True,
+                user=uid, group=GID if uid is not None else None,
+                extra_groups=[] if uid is not None else None)
         finally:
             log.close()
             os.close(req_r)
@@ -421,5 +426,6 @@ def spawn(component_path: str | Path, name: str, resources: dict | None = None,
     """Start a sandboxed worker running ``component_path``. Keyword options: history, env, seed,
     log_dir, module (the import name; default the file's stem), wait (default True: return once
     the component is imported; False: return at once, the first operation waits), rig (the lab's
-    rig folder, so that ``Ref("rig.x:make")`` helpers can be built in the worker)."""
+    rig folder, so that ``Ref("rig.x:make")`` helpers can be built in the worker), hide (folders
+    the worker must not read; see ``splitbrain.sandbox.hide``)."""
     return Worker(component_path, name, resources, limits, **kw)

@@ -1,0 +1,1 @@
+"""Fixtures of lab {number}'s hidden tests."""
