@@ -245,8 +245,10 @@ def cmd_verify(args) -> int:
         err.print("stopped: no verdict.", markup=False)
         return 130
     proofs = [by_slug[lab.slug] for lab in labs]
-    if args.json:
+    if args.json and not args.mutants:
         print(json.dumps({"labs": [p.to_dict() for p in proofs]}, indent=1))
+    elif args.json:
+        args.proofs = proofs   # printed with the mutants, as one JSON document
     else:
         for p in proofs:
             _print_proof(p)
@@ -257,10 +259,65 @@ def cmd_verify(args) -> int:
                   f"unchecked item above says what to write; verify grades a lab once it is "
                   f"complete.", markup=False)
     if bad:
+        if args.json and args.mutants:
+            print(json.dumps({"labs": [p.to_dict() for p in proofs]}, indent=1))
         err.print(f"{len(bad)} of {len(proofs)} lab(s) do not prove themselves: {', '.join(bad)}."
                   f" Each problem above names the test; `splitbrain check LAB --submission "
                   f"solutions/LAB/<component>` shows the solution's grading in full.",
                   markup=False)
         return 1
     err.print(f"all {len(proofs)} lab(s) prove themselves.", markup=False)
+    if args.mutants:
+        return _mutants(args, labs, err)
+    return 0
+
+
+def _mutants(args, labs, err) -> int:
+    """``verify --mutants``: the kill rate of each lab's hidden tests."""
+    from splitbrain import paths
+    from splitbrain.grading.mutants import TARGET, run_mutants, save
+    reports = []
+    for lab in labs:
+        last = paths.state_dir() / "mutants" / f"{lab.slug}.json"
+        only = None
+        if args.survivors:
+            try:
+                data = json.loads(last.read_text())
+                only = {o["name"] for o in data["outcomes"] if o["status"] == "survived"}
+            except (OSError, ValueError, KeyError):
+                err.print(f"{lab.slug}: no earlier run to take survivors from; grading every "
+                          f"mutant", markup=False)
+        done = [0]
+
+        def tick(o, lab=lab):
+            done[0] += 1
+            if o.status != "killed":
+                err.print(f"  {lab.slug} {o.name}: {o.status.upper()} ({o.what})", markup=False)
+
+        with err.status(f"{lab.slug}: grading mutants...") as live:
+            def on_done(o, tick=tick):
+                tick(o)
+                live.update(f"{lab.slug}: {done[0]} mutant(s) graded...")
+            report = run_mutants(lab, args.seed, max(1, args.jobs), args.sample, only,
+                                 on_done=on_done, variants=not args.survivors)
+        if only is None and args.sample is None:
+            save(report, last)
+        reports.append(report)
+        if args.json:
+            continue
+        print(report.summary())
+        for o in report.survivors:
+            print(f"  survived {o.name}: {o.what}")
+        for stale in report.stale:
+            print(f"  - mutants.toml names {stale}, which is no longer a mutant of the solution")
+    if args.json:
+        print(json.dumps({"labs": [p.to_dict() for p in args.proofs],
+                          "mutants": [r.to_dict() for r in reports]}, indent=1))
+    low = [r.lab for r in reports if not r.meets_target]
+    if low:
+        err.print(f"below the {TARGET:.0%} kill rate: {', '.join(low)}. Each survivor is a "
+                  f"mistake a learner could keep and still get full marks: add a test that "
+                  f"catches it, or mark it equivalent (same behaviour under every test) in "
+                  f"autograder/LAB/mutants.toml with a reason.", markup=False)
+        return 1
     return 0

@@ -106,6 +106,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                [("splitbrain verify", "every lab"),
                 ("splitbrain verify 01 03 --repeat 3", "two labs, three times each"),
                 ("splitbrain verify 04 --variants", "lab 04 and its graded variants"),
+                ("splitbrain verify 04 --mutants", "and how many mutants the tests kill"),
+                ("splitbrain verify 04 --mutants --survivors", "regrade only the last survivors"),
                 ("splitbrain verify 99-example", "a new lab: what is left to write")])
     p.add_argument("labs", nargs="*", metavar="LAB", help="labs to prove (default: all)")
     p.add_argument("--json", action="store_true", help="print only JSON on stdout")
@@ -117,6 +119,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also grade each lab's variants (autograder/LAB/variants): a different "
                         "correct design must get full marks, each mistake must lose exactly its "
                         "tests (default: off)")
+    p.add_argument("--mutants", action="store_true",
+                   help="also grade mutants of each lab's solution (one small mistake each) and "
+                        "its shipped mistakes, and print the share the hidden tests kill; a lab "
+                        "ships at 90%% (default: off; minutes per lab)")
+    p.add_argument("--sample", type=int, metavar="N",
+                   help="with --mutants: grade a seeded random N of the generated mutants")
+    p.add_argument("--survivors", action="store_true",
+                   help="with --mutants: grade only the mutants that survived the last run "
+                        "(the fast loop while strengthening the tests)")
     p.add_argument("--worktree", action="store_true",
                    help="grade the handout as it is in the working tree, for a lab's author who "
                         "is editing it (default: as committed, so a learner's edits never count)")
