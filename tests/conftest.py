@@ -15,6 +15,42 @@ from splitbrain.services import open_namespace, using
 collect_ignore = ["fixtures"]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--lab", action="append", default=[], metavar="LAB",
+                     help="run only the tests of this shipped lab (number or name; repeatable): "
+                          "its proof, variants, selftests and notebook")
+    parser.addoption("--no-labs", action="store_true",
+                     help="leave out every test parametrized with a shipped lab (the kit alone)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
+    """``--lab 06``: keep the tests parametrized with that lab (or a variant of it);
+    ``--no-labs``: keep the others."""
+    wanted = config.getoption("--lab")
+    no_labs = config.getoption("--no-labs")
+    if not wanted and not no_labs:
+        return
+    from splitbrain.lab import LabError, LabInfo, find_lab
+    try:
+        slugs = {find_lab(name).slug for name in wanted}
+    except LabError as e:
+        raise pytest.UsageError(str(e)) from None
+
+    def lab_of(item) -> str | None:
+        for value in getattr(getattr(item, "callspec", None), "params", {}).values():
+            for v in (value if isinstance(value, tuple) else (value,)):
+                if isinstance(v, LabInfo):
+                    return v.slug
+        return None
+
+    if no_labs:
+        keep = [i for i in items if lab_of(i) is None]
+    else:
+        keep = [i for i in items if lab_of(i) in slugs]
+    config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+    items[:] = keep
+
+
 @pytest.fixture(scope="session")
 def services():
     with using() as ep:

@@ -12,6 +12,7 @@ from splitbrain.lab import discover_labs
 LABS = [lab for lab in discover_labs(paths.project_root()) if lab.selftest_dir.is_dir()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lab", LABS, ids=[lab.slug for lab in LABS])
 def test_lab_selftests_pass(lab, grading_env, tmp_path):
     proc = subprocess.run(

@@ -9,7 +9,7 @@ name               target needs                                inject / heal
 pause              ``pause()``/``resume()``, or a pid          SIGSTOP / SIGCONT (a GC pause)
 kill, member-kill  ``kill()``, or a pid                        SIGKILL / restart only if asked
 restart,           ``restart()``, or a pid + ``start=``        kill and start again / nothing
-broker-restart
+broker-restart                                                 (``down=True``: kill / start again)
 partition,         a proxy: ``blackhole()``                    bytes stop both ways / flow again
 blackhole
 latency            a proxy: ``latency(ms, jitter)``            delay / remove the toxic
@@ -75,7 +75,7 @@ class Kill(Fault):
     Without them a kill is an instant: nothing to heal."""
     name, needs = "kill", "a kill() method or a pid"
     kind = "process"
-    description = ("a process killed with SIGKILL, mid-operation; heal starts it again only when asked (restart=True)")
+    description = ("a process killed with SIGKILL in the middle of its work: no cleanup, no goodbye")
 
     def check(self) -> None:
         if not hasattr(self.target, "kill") and _pid(self.target) is None:
@@ -106,29 +106,46 @@ class MemberKill(Kill):
 
 
 class Restart(Fault):
-    """Kill and start again in one step. Param ``start=callable`` for a bare pid."""
+    """Kill and start again in one step. Param ``start=callable`` for a bare pid. With
+    ``down=True`` the target is killed at once and started again only by ``heal()``: a window in
+    which it is down (what do its clients do meanwhile?) rather than an instant."""
     name, needs = "restart", "a restart() method, or a pid and start=callable"
     kind = "service"
     description = ("a server or worker killed and started again at once")
-    instant = True
 
     def check(self) -> None:
         if not hasattr(self.target, "restart") and not (
                 _pid(self.target) and callable(self.params.get("start"))):
             self._fail()
 
+    @property
+    def instant(self) -> bool:  # type: ignore[override]
+        return not self.params.get("down")
+
     def _inject(self) -> None:
-        if hasattr(self.target, "restart"):
+        if self.params.get("down"):
+            if hasattr(self.target, "kill"):
+                _call(self.target, "kill")
+            else:
+                process.kill(_pid(self.target), tree=True)
+        elif hasattr(self.target, "restart"):
             _call(self.target, "restart")
         else:
             process.restart(_pid(self.target), self.params["start"])
+
+    def _heal(self) -> None:
+        if not self.params.get("down"):
+            return
+        if hasattr(self.target, "restart"):
+            _call(self.target, "restart")
+        else:
+            self.params["start"]()
 
 
 class BrokerRestart(Restart):
     name = "broker-restart"
     kind = "service"
     description = ("the Kafka broker killed and started again")
-    instant = True
 
 
 # -- network (through a fault proxy) ---------------------------------------------------------------

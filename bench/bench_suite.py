@@ -1,0 +1,65 @@
+"""How long the kit's test suite takes, and how long it will take at seventeen labs.
+
+The suite has a part that does not grow with the labs (the kit's own tests) and a part per lab
+(its proof, its variants, its selftests, its notebook). This script times each with the wall
+clock, the way CI runs them, and projects the whole suite at LABS labs from the mean per lab.
+Targets: the fast lane (``pytest -m "not slow"``) under 2 minutes; the whole suite under 40
+minutes at 17 labs on 2 cores.
+
+    python bench/bench_suite.py [--labs 17] [--only-fast] [--lab 01 --lab 02 ...]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def timed_pytest(*args: str) -> tuple[float, int, str]:
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+                          cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "CI": os.environ.get("CI", "")})
+    tail = (proc.stdout.strip().splitlines() or [""])[-1]
+    return time.monotonic() - t0, proc.returncode, tail
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--labs", type=int, default=17, help="project the suite at this many labs")
+    ap.add_argument("--lab", action="append", default=[],
+                    help="time only these labs' parts (default: every shipped lab)")
+    ap.add_argument("--only-fast", action="store_true", help="time the fast lane only")
+    args = ap.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    from splitbrain.lab import discover_labs, find_lab
+
+    fast, rc, tail = timed_pytest("tests", "-m", "not slow")
+    print(f"fast lane   pytest -m 'not slow'   {fast:7.1f} s   (target < 120 s)   {tail}")
+    if args.only_fast:
+        return 0 if rc == 0 else 1
+    labs = [find_lab(n) for n in args.lab] if args.lab else discover_labs()
+    kit, rc_kit, tail = timed_pytest("tests", "-m", "slow", "--no-labs")
+    print(f"kit (slow, no lab)                 {kit:7.1f} s   {tail}")
+    per_lab = []
+    for lab in labs:
+        t, rc_lab, tail = timed_pytest("tests", "--lab", lab.slug)
+        per_lab.append(t)
+        print(f"lab {lab.slug:28s}   {t:7.1f} s   {tail}")
+    mean = sum(per_lab) / len(per_lab) if per_lab else 0.0
+    now = fast + kit + sum(per_lab)
+    projected = fast + kit + mean * args.labs
+    print(f"\nwhole suite now ({len(labs)} labs, timed in parts): {now / 60:5.1f} min")
+    print(f"per lab, mean: {mean:5.1f} s;  projected at {args.labs} labs: {projected / 60:5.1f} min "
+          f"(target < 40 min on 2 cores)")
+    return 0 if rc == rc_kit == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
