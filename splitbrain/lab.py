@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from splitbrain import paths, tomlmodel
 
-__all__ = ["LabInfo", "LabError", "Figure", "load_lab", "discover_labs", "find_lab", "SLUG_RE",
+__all__ = ["LabInfo", "LabError", "Figure", "Guarantee", "load_lab", "discover_labs", "find_lab", "SLUG_RE",
            "KNOWN_SERVICES"]
 
 FORMAT_VERSION = 1
@@ -52,6 +52,27 @@ class Figure(BaseModel):
     title: str
 
 
+class Guarantee(BaseModel):
+    """One guarantee the lab's chapter teaches, checked as the chapter states it.
+
+    name: a short slug (``fenced-writes``).
+    kind: ``safety`` (nothing bad happens), ``order`` (things happen in the right order),
+        ``liveness`` (something good happens, within a bound), ``bound`` (a quantity stays under
+        a limit over the whole run).
+    says: the guarantee in one sentence, as the chapter states it.
+    anomalies: the anomaly kinds its checker reports when it is broken.
+    checker: ``module:function`` of the checker (a module of the rig or of the kit).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Name
+    kind: Literal["safety", "order", "liveness", "bound"]
+    says: str = Field(min_length=10)
+    anomalies: tuple[Name, ...] = Field(min_length=1)
+    checker: str = Field(pattern=r"^(rig|splitbrain)(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_]\w*$")
+
+
 class LabInfo(BaseModel):
     """Everything the kit knows about one lab.
 
@@ -86,6 +107,8 @@ class LabInfo(BaseModel):
     call_timeout_s: float = Field(default=10.0, gt=0,
                                   description="limit of one call into the learner's code")
     figures: tuple[Figure, ...] = Field(default=(), description="the book's figures of this lab")
+    guarantees: tuple[Guarantee, ...] = Field(
+        default=(), description="the guarantees the chapter teaches, each with its checker")
     root: Path = Field(default_factory=paths.project_root, exclude=True)
 
     @field_validator("test_timeout_s", "memory_mb", "call_timeout_s", "points", mode="before")

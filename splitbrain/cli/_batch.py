@@ -23,6 +23,11 @@ def _line(result, reused: bool) -> str:
         line += f" - {why.removeprefix(result.submission + ': ')}"
     if result.infra_errors:
         line += f" ({result.infra_errors} test(s) not graded: services failed; run again)"
+    if result.runs > 1 and result.scores:
+        spread = max(result.scores) - min(result.scores)
+        line += (f" (scores over {result.runs} runs: {', '.join(f'{x:g}' for x in result.scores)}"
+                 + (f"; spread {spread:g}, the runs disagreed)" if not result.consistent
+                    else ")"))
     return line
 
 

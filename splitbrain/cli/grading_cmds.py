@@ -5,12 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
-import time
-from pathlib import Path
 
 from splitbrain.cli._help import parser
-from splitbrain.cli._run import interruptible, services_problem, working
 from splitbrain.lab import LabError, discover_labs, find_lab
 
 
@@ -37,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                [("splitbrain check 01", "grade lab 01's component in labs/01-*/"),
                 ("splitbrain check 01 --watch", "grade again on every save"),
                 ("splitbrain check 01 --submission ~/try2/my_component.py", "grade another copy"),
-                ("splitbrain check 01 --seed 7", "another fault schedule")])
+                ("splitbrain check 01 --seed 7", "another fault schedule"),
+                ("splitbrain check 01 --explore 20", "then 20 more random fault schedules")])
     p.add_argument("lab", help=LAB_HELP)
     p.add_argument("--submission", metavar="FILE",
                    help="grade this .py component or .ipynb notebook instead of "
@@ -47,6 +44,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true",
                    help="print only the result as JSON on stdout (score, tests, hint, progress)")
     p.add_argument("--seed", type=int, default=1, help=SEED_HELP)
+    p.add_argument("--explore", type=int, default=0, metavar="N",
+                   help="after a full-marks grading, run the lab's exploring tests with N more "
+                        "seeds (each a different random fault schedule) and stop at the first "
+                        "that breaks a guarantee, printing its seed to replay (default 0)")
     p.set_defaults(func=cmd_check)
 
     p = parser(sub, "hint", "show the next hint of a lab",
@@ -183,138 +184,6 @@ def cmd_labs(args) -> int:
     return 0
 
 
-def _not_graded(result) -> str | None:
-    """Why a grading says nothing about the code (it could not run, or every test hit a service
-    failure), or None when it is a real verdict."""
-    if result.error:
-        return result.error
-    if result.tests and all(t.status == "infra_error" for t in result.tests):
-        seen: list[str] = []
-        for t in result.tests:
-            line = (t.message or "a service failed").removeprefix("infrastructure: ").strip()
-            if line not in seen:
-                seen.append(line)
-        return "\n".join(seen)
-    return None
-
-
-def _check_once(lab, submission: Path, args) -> int:
-    from splitbrain import paths
-    from splitbrain.grading import reports
-    from splitbrain.grading.handout import load_progress_for, next_hint, record_attempt
-    from splitbrain.grading.runner import grade_submission
-    out = paths.state_dir() / "check" / lab.slug
-    with interruptible() as stopped, working(
-            f"grading {submission.name} for {lab.slug} under faults (seed {args.seed}; a minute "
-            f"or so)..."):
-        result = grade_submission(lab, submission, args.seed, out, include_public=True)
-    if stopped.is_set():
-        print("stopped: this attempt does not count.", file=sys.stderr)
-        raise KeyboardInterrupt
-    why = _not_graded(result)
-    if why is not None:  # not the learner's attempt: no progress recorded, no hint spent
-        message = (f"{lab.slug} could not be graded, so this attempt does not count:\n{why}\n"
-                   f"Check the services with `splitbrain status` (or start them with `splitbrain "
-                   f"up`), then run `splitbrain check {lab.slug}` again.")
-        print(f"error: {message}", file=sys.stderr)
-        if args.json:
-            print(json.dumps({**result.to_dict(), "graded": False, "error": message,
-                              "progress": load_progress_for(lab.slug), "hint": None}, indent=1))
-        return 3
-    full = result.full_marks
-    progress = record_attempt(lab.slug, result.score, result.max_score, full)
-    hint = None if full else next_hint(lab)
-    if args.json:
-        print(json.dumps({**result.to_dict(), "graded": True, "progress": progress,
-                          "hint": hint[1] if hint else None}, indent=1))
-        return 0 if full else 1
-    reports.summary(result)
-    if full:
-        print(f"\n{lab.slug} passes every test. On to the next lab: splitbrain labs")
-        return 0
-    if hint:
-        print(f"\nhint {hint[0]}/{len(lab.hints)}: {hint[1]}")
-    if not args.watch:
-        print(f"\nnext: fix {_shown(submission)} and run `splitbrain check {lab.slug}` again "
-              f"(add --watch to re-check on every save).")
-    return 1
-
-
-def _shown(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
-def _check_error(args, message: str, code: int = 2) -> int:
-    """An error of `check`: on stderr, and with --json also as JSON on stdout."""
-    print(f"error: {message}", file=sys.stderr)
-    if args.json:
-        print(json.dumps({"graded": False, "error": message}, indent=1))
-    return code
-
-
-def cmd_check(args) -> int:
-    from splitbrain.grading.submissions import SubmissionError, component_file
-    try:
-        lab = find_lab(args.lab)
-    except LabError as e:
-        return _check_error(args, str(e))
-    if args.submission:
-        submission = Path(args.submission).expanduser().resolve()
-        if not submission.is_file():
-            what = "is a folder" if submission.is_dir() else "does not exist"
-            return _check_error(args, f"--submission {args.submission} {what} (looked for "
-                                      f"{submission}). Pass a copy of your component "
-                                      f"({lab.component}), or a notebook whose component cells "
-                                      f"are tagged `component`; a relative path starts at the "
-                                      f"current folder.")
-    else:
-        submission = lab.component_path
-        if not submission.is_file():
-            return _check_error(args, f"{submission} is missing. `splitbrain reset {lab.slug}` "
-                                      f"puts the handout back.")
-    try:  # a submission that cannot be graded is the learner's to fix: say so before grading
-        with tempfile.TemporaryDirectory(prefix="splitbrain-check-") as tmp:
-            component_file(submission, lab, Path(tmp))
-    except SubmissionError as e:
-        code = _check_error(args, str(e))
-        if not args.watch:
-            return code
-    else:
-        problem = services_problem([lab])
-        if problem:
-            return _check_error(args, problem, 3)
-        code = _check_once(lab, submission, args)
-    if not args.watch:
-        return code
-    print(f"\nwatching {_shown(submission)}: save it to grade again (Ctrl-C to stop)",
-          file=sys.stderr)
-    last = submission.stat().st_mtime
-    try:
-        while True:
-            time.sleep(0.5)
-            try:
-                now = submission.stat().st_mtime
-            except FileNotFoundError:
-                continue
-            if now != last:
-                last = now
-                print(f"\n--- {submission.name} changed: grading again ---", file=sys.stderr)
-                try:
-                    with tempfile.TemporaryDirectory(prefix="splitbrain-check-") as tmp:
-                        component_file(submission, lab, Path(tmp))
-                except SubmissionError as e:
-                    print(f"error: {e}", file=sys.stderr)
-                    code = 2
-                    continue
-                code = _check_once(lab, submission, args)
-    except KeyboardInterrupt:
-        print("\nstopped watching", file=sys.stderr)
-        return code
-
-
 def cmd_hint(args) -> int:
     from splitbrain.grading.handout import next_hint
     lab = _lab(args.lab)
@@ -343,6 +212,11 @@ def cmd_reset(args) -> int:
         print(f"(to get it back: cp {backup} {restored})")
     print(f"{restored} is the handout again")
     return 0
+
+
+def cmd_check(args) -> int:
+    from splitbrain.cli._check import cmd_check as run
+    return run(args)
 
 
 def cmd_grade(args) -> int:

@@ -53,6 +53,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "faults(*names): faults this test injects")
     config.addinivalue_line("markers", "hidden: a hidden test (its details are shown after "
                                        "grades are published)")
+    config.addinivalue_line("markers", "explore: a test that runs a seeded random fault schedule "
+                                       "(`splitbrain check --explore N` runs it with N more "
+                                       "seeds)")
     config._sb_results = {}  # type: ignore[attr-defined]
     art = config.getoption("--sb-artifacts")
     if not art:  # a plain pytest run keeps its pictures and histories in the state dir

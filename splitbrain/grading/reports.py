@@ -46,8 +46,12 @@ def summary(result: GradingResult, console=None, show_messages: bool = True) -> 
     total = f"score {result.score:g}/{result.max_score:g}"
     if result.infra_errors:
         total += f" ({result.infra_errors} test(s) not graded: services failed; run again)"
-    if not result.consistent:
-        total += f" [yellow](the {result.runs} runs disagreed)[/yellow]"
+    if result.runs > 1:
+        spread = max(result.scores) - min(result.scores) if result.scores else 0
+        total += (f" (the lowest of {result.runs} runs: "
+                  f"{', '.join(f'{x:g}' for x in result.scores)}"
+                  + (f"; [yellow]spread {spread:g}: the runs disagreed[/yellow])"
+                     if not result.consistent else "; the same verdicts every run)"))
     console.print(f"\n[bold]{total}[/bold]")
 
 

@@ -63,6 +63,7 @@ class GradingResult:
     runs: int = 1                      # with --repeat: how many runs agreed
     consistent: bool = True            # False when repeated runs disagreed (a flaky verdict)
     extra: dict[str, Any] = field(default_factory=dict)
+    scores: tuple[float, ...] = ()     # with --repeat: the score of each run
 
     @property
     def score(self) -> float:
@@ -89,6 +90,7 @@ class GradingResult:
                 "score": self.score, "max_score": self.max_score, "error": self.error,
                 "infra_errors": self.infra_errors, "consistent": self.consistent,
                 "runs": self.runs, "duration_s": round(self.duration_s, 3),
+                **({"scores": list(self.scores)} if self.runs > 1 else {}),
                 "tests": [t.to_dict() for t in self.tests], **self.extra}
 
     @classmethod
@@ -97,7 +99,8 @@ class GradingResult:
                                     for k, v in t.items()}) for t in d.get("tests", ()))
         known = {"lab", "submission", "seed", "error", "duration_s", "runs", "consistent"}
         extra = {"key": d["key"]} if "key" in d else {}
-        return cls(tests=tests, extra=extra, **{k: d[k] for k in known if k in d})
+        return cls(tests=tests, extra=extra, scores=tuple(d.get("scores", ())),
+                   **{k: d[k] for k in known if k in d})
 
     def to_gradescope_dict(self) -> dict[str, Any]:
         """Gradescope's results.json: score, per-test score/max_score/status/output."""

@@ -61,12 +61,14 @@ def _hidden(lab: LabInfo):
 
 def _run_pytest(lab: LabInfo, rundir: Path, targets: list[str], submission: Path, seed: int,
                 results: Path, artifacts: Path, timeout: float,
-                select: str | None = None, stop_first: bool = False) -> tuple[dict | None, str]:
+                select: str | None = None, stop_first: bool = False,
+                marks: str | None = None) -> tuple[dict | None, str]:
     cmd = [sys.executable, "-m", "pytest", "-p", "splitbrain.grading.plugin", "-q",
            "-c", str(rundir / "pytest.ini"), "--rootdir", str(rundir), *targets,
            "--lab", lab.slug, "--submission", str(submission), "--seed", str(seed),
            "--sb-results", str(results), "--sb-artifacts", str(artifacts),
-           *(["-k", select] if select else []), *(["-x"] if stop_first else [])]
+           *(["-k", select] if select else []), *(["-m", marks] if marks else []),
+           *(["-x"] if stop_first else [])]
     env = {**os.environ, "SPLITBRAIN_ROOT": str(lab.root), "PYTHONDONTWRITEBYTECODE": "1"}
     try:
         proc = subprocess.run(cmd, cwd=rundir, env=env, capture_output=True, text=True,
@@ -88,13 +90,14 @@ def _merge(base: list[dict], again: list[dict]) -> list[dict]:
 def grade_submission(lab: LabInfo, submission: str | Path, seed: int = 1,
                      out_dir: str | Path | None = None, jobs: int = 1,
                      include_public: bool = False, retries: int = 1,
-                     select: str | None = None, stop_first: bool = False) -> GradingResult:
+                     select: str | None = None, stop_first: bool = False,
+                     marks: str | None = None) -> GradingResult:
     """Grade one submission (.py or .ipynb) of ``lab``; artifacts go to ``out_dir``.
 
     jobs > 1 runs the lab's test files in that many pytest processes at once; ``select`` is a
     pytest ``-k`` expression that keeps only some tests (a variant that teaches one of them);
     ``stop_first`` stops at the first test that does not pass (enough to know a mutant is
-    caught)."""
+    caught); ``marks`` is a pytest ``-m`` expression (``"explore"``: the exploring tests)."""
     t0 = time.monotonic()
     submission = Path(submission).resolve()
     out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix=f"splitbrain-{lab.slug}-"))
@@ -113,13 +116,13 @@ def grade_submission(lab: LabInfo, submission: str | Path, seed: int = 1,
             i, group = i_group
             return _run_pytest(lab, rundir / "tests", [str(p) for p in group], submission, seed,
                                rundir / f"results-{i}{attempt}.json", artifacts, limit, select,
-                               stop_first)
+                               stop_first, marks)
 
         with ThreadPoolExecutor(max_workers=max(1, len(groups))) as pool:
             outs = list(pool.map(run, enumerate(groups)))
         tests: list[dict] = []
         for data, log in outs:
-            if data is not None and select and not data.get("tests"):
+            if data is not None and (select or marks) and not data.get("tests"):
                 continue  # this group's files hold none of the selected tests
             if data is None or (not data.get("tests") and data.get("collected", 0) == 0):
                 return GradingResult(lab.slug, str(submission), seed, duration_s=time.monotonic()
@@ -150,7 +153,8 @@ def grade_repeated(lab: LabInfo, submission: str | Path, seed: int = 1, repeat: 
     verdicts = {tuple((t.name, t.status) for t in r.tests) for r in runs}
     worst = min(runs, key=lambda r: (r.score, r.error is None))
     return GradingResult(worst.lab, worst.submission, seed, worst.tests, worst.error,
-                         sum(r.duration_s for r in runs), len(runs), len(verdicts) == 1)
+                         sum(r.duration_s for r in runs), len(runs), len(verdicts) == 1,
+                         scores=tuple(r.score for r in runs))
 
 
 def submission_key(path: Path, common: Path | None) -> str:

@@ -1,0 +1,178 @@
+"""``splitbrain check``: the learner's loop. Grade the component with the hidden and public tests,
+explain what broke, record the attempt and show the next hint; ``--watch`` grades again on every
+save, ``--explore N`` tries N more random fault schedules after full marks."""
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from splitbrain.cli._run import interruptible, services_problem, working
+from splitbrain.lab import LabError, find_lab
+
+
+def _not_graded(result) -> str | None:
+    """Why a grading says nothing about the code (it could not run, or every test hit a service
+    failure), or None when it is a real verdict."""
+    if result.error:
+        return result.error
+    if result.tests and all(t.status == "infra_error" for t in result.tests):
+        seen: list[str] = []
+        for t in result.tests:
+            line = (t.message or "a service failed").removeprefix("infrastructure: ").strip()
+            if line not in seen:
+                seen.append(line)
+        return "\n".join(seen)
+    return None
+
+
+def _check_once(lab, submission: Path, args) -> int:
+    from splitbrain import paths
+    from splitbrain.grading import reports
+    from splitbrain.grading.handout import load_progress_for, next_hint, record_attempt
+    from splitbrain.grading.runner import grade_submission
+    out = paths.state_dir() / "check" / lab.slug
+    with interruptible() as stopped, working(
+            f"grading {submission.name} for {lab.slug} under faults (seed {args.seed}; a minute "
+            f"or so)..."):
+        result = grade_submission(lab, submission, args.seed, out, include_public=True)
+    if stopped.is_set():
+        print("stopped: this attempt does not count.", file=sys.stderr)
+        raise KeyboardInterrupt
+    why = _not_graded(result)
+    if why is not None:  # not the learner's attempt: no progress recorded, no hint spent
+        message = (f"{lab.slug} could not be graded, so this attempt does not count:\n{why}\n"
+                   f"Check the services with `splitbrain status` (or start them with `splitbrain "
+                   f"up`), then run `splitbrain check {lab.slug}` again.")
+        print(f"error: {message}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({**result.to_dict(), "graded": False, "error": message,
+                              "progress": load_progress_for(lab.slug), "hint": None}, indent=1))
+        return 3
+    full = result.full_marks
+    progress = record_attempt(lab.slug, result.score, result.max_score, full)
+    hint = None if full else next_hint(lab)
+    if args.json:
+        print(json.dumps({**result.to_dict(), "graded": True, "progress": progress,
+                          "hint": hint[1] if hint else None}, indent=1))
+        return 0 if full else 1
+    reports.summary(result)
+    if full and getattr(args, "explore", 0):
+        return _explore(lab, submission, args)
+    if full:
+        print(f"\n{lab.slug} passes every test. On to the next lab: splitbrain labs")
+        return 0
+    if hint:
+        print(f"\nhint {hint[0]}/{len(lab.hints)}: {hint[1]}")
+    if not args.watch:
+        print(f"\nnext: fix {_shown(submission)} and run `splitbrain check {lab.slug}` again "
+              f"(add --watch to re-check on every save).")
+    return 1
+
+
+def _explore(lab, submission: Path, args) -> int:
+    """``check --explore N``: the exploring tests under N more seeds, stopping at the first that
+    fails. More assurance for the learner; it changes no grade and spends no hint."""
+    from splitbrain import paths
+    from splitbrain.grading import reports
+    from splitbrain.grading.runner import grade_submission
+    out = paths.state_dir() / "check" / lab.slug / "explore"
+    for i in range(1, args.explore + 1):
+        seed = args.seed + i
+        with interruptible() as stopped, working(
+                f"exploring: seed {seed} ({i} of {args.explore})..."):
+            r = grade_submission(lab, submission, seed, out / f"seed-{seed}", marks="explore",
+                                 stop_first=True)
+        if stopped.is_set():
+            print(f"stopped after {i - 1} seed(s), none of which broke a guarantee.",
+                  file=sys.stderr)
+            raise KeyboardInterrupt
+        if r.error or not r.tests:
+            print(f"error: {lab.slug} has no exploring test to run"
+                  + (f": {r.error}" if r.error else ""), file=sys.stderr)
+            return 2
+        if not r.full_marks:
+            reports.summary(r)
+            print(f"\nseed {seed} broke a guarantee the fixed tests did not: replay it with "
+                  f"`splitbrain check {lab.slug} --seed {seed}`.")
+            return 1
+    print(f"\n{lab.slug} passes every test and {args.explore} more random fault schedules "
+          f"(seeds {args.seed + 1}-{args.seed + args.explore}).")
+    return 0
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _check_error(args, message: str, code: int = 2) -> int:
+    """An error of `check`: on stderr, and with --json also as JSON on stdout."""
+    print(f"error: {message}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"graded": False, "error": message}, indent=1))
+    return code
+
+
+def cmd_check(args) -> int:
+    from splitbrain.grading.submissions import SubmissionError, component_file
+    try:
+        lab = find_lab(args.lab)
+    except LabError as e:
+        return _check_error(args, str(e))
+    if args.submission:
+        submission = Path(args.submission).expanduser().resolve()
+        if not submission.is_file():
+            what = "is a folder" if submission.is_dir() else "does not exist"
+            return _check_error(args, f"--submission {args.submission} {what} (looked for "
+                                      f"{submission}). Pass a copy of your component "
+                                      f"({lab.component}), or a notebook whose component cells "
+                                      f"are tagged `component`; a relative path starts at the "
+                                      f"current folder.")
+    else:
+        submission = lab.component_path
+        if not submission.is_file():
+            return _check_error(args, f"{submission} is missing. `splitbrain reset {lab.slug}` "
+                                      f"puts the handout back.")
+    try:  # a submission that cannot be graded is the learner's to fix: say so before grading
+        with tempfile.TemporaryDirectory(prefix="splitbrain-check-") as tmp:
+            component_file(submission, lab, Path(tmp))
+    except SubmissionError as e:
+        code = _check_error(args, str(e))
+        if not args.watch:
+            return code
+    else:
+        problem = services_problem([lab])
+        if problem:
+            return _check_error(args, problem, 3)
+        code = _check_once(lab, submission, args)
+    if not args.watch:
+        return code
+    print(f"\nwatching {_shown(submission)}: save it to grade again (Ctrl-C to stop)",
+          file=sys.stderr)
+    last = submission.stat().st_mtime
+    try:
+        while True:
+            time.sleep(0.5)
+            try:
+                now = submission.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if now != last:
+                last = now
+                print(f"\n--- {submission.name} changed: grading again ---", file=sys.stderr)
+                try:
+                    with tempfile.TemporaryDirectory(prefix="splitbrain-check-") as tmp:
+                        component_file(submission, lab, Path(tmp))
+                except SubmissionError as e:
+                    print(f"error: {e}", file=sys.stderr)
+                    code = 2
+                    continue
+                code = _check_once(lab, submission, args)
+    except KeyboardInterrupt:
+        print("\nstopped watching", file=sys.stderr)
+        return code
