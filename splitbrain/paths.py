@@ -1,8 +1,9 @@
 """Where things live: the project checkout, the state directory, the lab folders."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from splitbrain.settings import settings
 
 
 def project_root() -> Path:
@@ -11,9 +12,9 @@ def project_root() -> Path:
     ``SPLITBRAIN_ROOT`` wins; else the nearest parent of the working directory that has a
     ``labs/`` folder and a ``pyproject.toml``; else the checkout this package was imported from.
     """
-    env = os.environ.get("SPLITBRAIN_ROOT")
-    if env:
-        return Path(env).resolve()
+    root = settings.root
+    if root:
+        return root.resolve()
     here = Path.cwd().resolve()
     for p in (here, *here.parents):
         if (p / "labs").is_dir() and (p / "pyproject.toml").is_file():
@@ -23,8 +24,7 @@ def project_root() -> Path:
 
 def state_dir() -> Path:
     """Per-user state: service state file, logs, learner progress. ``SPLITBRAIN_HOME`` wins."""
-    env = os.environ.get("SPLITBRAIN_HOME")
-    p = Path(env) if env else project_root() / ".splitbrain"
+    p = settings.home or project_root() / ".splitbrain"
     p.mkdir(parents=True, exist_ok=True)
     return p
 

@@ -96,3 +96,26 @@ def test_start_runs_jupyterlab_on_labs_and_the_book(isolated_home):
     assert "JupyterLab http://127.0.0.1:" in r.stdout and "/lab?token=" in r.stdout
     assert "book      http://127.0.0.1:" in r.stdout
     assert state.read() == {}
+
+
+def test_child_pids_are_the_direct_children_only():
+    from splitbrain.cli._run import child_pids
+    parent = subprocess.Popen([sys.executable, "-c",
+                               "import subprocess,sys,time;"
+                               "c=subprocess.Popen([sys.executable,'-c',"
+                               "'import time; time.sleep(60)'], start_new_session=True);"
+                               "print(c.pid, flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    grandchild = int(parent.stdout.readline())
+    try:
+        assert child_pids(parent.pid) == {grandchild}
+        assert parent.pid in child_pids(os.getpid())
+        assert grandchild not in child_pids(os.getpid())
+    finally:
+        for pid in (grandchild, parent.pid):
+            try:
+                os.kill(pid, 9)
+            except OSError:
+                pass
+        parent.wait(5)
+    assert child_pids(parent.pid) == set()   # gone: no children

@@ -141,3 +141,31 @@ def test_nemesis_schedule_pauses_a_real_server_and_partitions_a_proxy(private_re
             if op.type == "info":
                 assert any(op.start <= end and op.end >= start for start, end in windows), op
         assert r.ping()
+
+
+def test_tree_faults_reach_a_child_in_its_own_session():
+    """A process group misses a child that started its own session (servers' helpers do);
+    the tree does not, on Linux and macOS alike."""
+    parent = subprocess.Popen([sys.executable, "-c",
+                               "import subprocess,sys,time;"
+                               "c=subprocess.Popen([sys.executable,'-c',"
+                               "'import time; time.sleep(60)'], start_new_session=True);"
+                               "print(c.pid, flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    try:
+        assert process.descendants(parent.pid) == [child]
+        with process.paused(parent.pid, tree=True) as pids:
+            assert sorted(pids) == sorted([parent.pid, child])
+            assert process.state(parent.pid) == "T" and process.state(child) == "T"
+        assert process.state(child) != "T"
+        process.kill(parent.pid, tree=True)
+        assert not process.alive(child)
+        assert process.state(parent.pid) is None   # our child: reaped, not left a zombie
+    finally:
+        for pid in (child, parent.pid):
+            try:
+                os.kill(pid, 9)
+            except OSError:
+                pass
+        parent.wait(5)

@@ -5,28 +5,18 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import threading
-from pathlib import Path
 
 
 def child_pids(pid: int) -> set[int] | None:
-    """The processes whose parent is ``pid`` (from /proc, else ``pgrep -P``); None if unknown."""
-    proc = Path("/proc")
-    if (proc / "self" / "stat").is_file():
-        kids = set()
-        for stat in proc.glob("[0-9]*/stat"):
-            try:  # "pid (comm) state ppid ...": comm may hold spaces and parentheses
-                if int(stat.read_text().rpartition(")")[2].split()[1]) == pid:
-                    kids.add(int(stat.parent.name))
-            except (OSError, ValueError, IndexError):
-                continue
-        return kids
+    """The processes whose parent is ``pid`` (empty once ``pid`` is gone); None if unknown."""
+    import psutil
     try:
-        return set(map(int, subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
-                                           text=True, timeout=5).stdout.split()))
-    except (OSError, subprocess.SubprocessError, ValueError):
+        return {p.pid for p in psutil.Process(pid).children()}
+    except psutil.NoSuchProcess:
+        return set()
+    except psutil.Error:
         return None
 
 

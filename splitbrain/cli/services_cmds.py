@@ -116,8 +116,7 @@ def cmd_up(args) -> int:
         return 130
     for note in ep.notes:
         err.print(f"[yellow]note:[/] {escape(str(note))}", highlight=False)
-    kinds = getattr(ep, "backends", {}) or {}
-    external = [n for n, b in kinds.items() if b == "external"]
+    external = [n for n, b in ep.backends.items() if b == "external"]
     from splitbrain.services import external as ext
     for name in external:  # a changed variable does not replace a recorded server by itself
         wanted = ext.configured_url(name)

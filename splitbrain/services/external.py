@@ -9,22 +9,21 @@ already on this machine). URLs come from the environment, else from ``splitbrain
 """
 from __future__ import annotations
 
-import os
 import tomllib
 from pathlib import Path
 
 from ..paths import project_root, state_dir
+from ..settings import Settings, settings
 from .errors import NotConfigured, Unreachable
 
-ENV = {"postgres": "SPLITBRAIN_POSTGRES_URL", "redis": "SPLITBRAIN_REDIS_URL",
-       "kafka": "SPLITBRAIN_KAFKA_BOOTSTRAP"}
+# a service's key in splitbrain.toml's [services] is also its field in the settings
 CONFIG_KEY = {"postgres": "postgres_url", "redis": "redis_url", "kafka": "kafka_bootstrap"}
+ENV = {name: Settings.var(key).env for name, key in CONFIG_KEY.items()}
 
 
 def config_files() -> list[Path]:
-    env = os.environ.get("SPLITBRAIN_CONFIG")
-    if env:
-        return [Path(env)]
+    if settings.config:
+        return [settings.config]
     return [project_root() / "splitbrain.toml", state_dir() / "splitbrain.toml"]
 
 
@@ -42,7 +41,7 @@ def config() -> dict:
 
 
 def configured_url(name: str) -> str | None:
-    return os.environ.get(ENV[name]) or config().get(CONFIG_KEY[name]) or None
+    return getattr(settings, CONFIG_KEY[name]) or config().get(CONFIG_KEY[name]) or None
 
 
 def url(name: str) -> str:

@@ -101,8 +101,8 @@ def _stop(children: list[Child]) -> None:
     for c in children:
         try:
             c.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            procs.signal_group(c.proc.pid, signal.SIGKILL)
+        except subprocess.TimeoutExpired:   # and its kernels, in sessions of their own
+            procs.kill_tree(c.proc.pid, 5.0)
             c.proc.wait(timeout=5)
 
 

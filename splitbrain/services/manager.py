@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping
 
+from ..settings import settings
 from . import embedded, external, procs, state
 from .errors import BadInput, StaleState
 
@@ -56,7 +57,7 @@ def resolve_backend(name: str, backend: str | None = None) -> str | None:
     embedded"."""
     if backend:
         return _check_backend(backend)
-    env = os.environ.get("SPLITBRAIN_BACKEND") or external.config().get("backend")
+    env = settings.backend or external.config().get("backend")
     if env:
         return _check_backend(env)
     if external.configured_url(name):

@@ -1,5 +1,6 @@
-"""Process and port helpers: launch servers, recognise the kit's own processes, wait on
-conditions with deadlines. Linux reads /proc; elsewhere `ps` answers."""
+"""Process and port helpers: launch servers, recognise the kit's own processes, find and kill
+process trees (psutil, so a server's children die on macOS as on Linux), wait on conditions
+with deadlines."""
 from __future__ import annotations
 
 import json
@@ -11,8 +12,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
+import psutil
+
+from ..settings import settings
 from .errors import PortInUse
 
 LOCALHOST = "127.0.0.1"
@@ -71,46 +75,55 @@ def tail(path: str | Path, lines: int = 15) -> str:
     return "\n".join(data.splitlines()[-lines:])
 
 
-# --- identity of processes -------------------------------------------------------------------
+# --- identity of processes (psutil: the same code on Linux and macOS) -------------------------
 
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+_GONE = (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)   # a zombie runs no code: it counts as gone
+_LINUX = sys.platform.startswith("linux")
+_TICKS = os.sysconf("SC_CLK_TCK") if _LINUX else 0
+
+
+def process(pid: int | None) -> psutil.Process | None:
+    """A psutil handle on ``pid`` (None if there is no such process). A handle remembers which
+    process it names: it will not signal another process that later reuses the pid."""
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
         return None
-    # comm may contain spaces and parentheses: split after the last ')'
-    return raw[raw.rindex(")") + 2:].split()
+    try:
+        return psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return None
+
+
+def running(p: psutil.Process) -> bool:
+    """The process of handle ``p`` still runs (not exited, not a zombie, pid not reused)."""
+    try:
+        return p.is_running() and p.status() not in _GONE
+    except psutil.NoSuchProcess:   # ZombieProcess too
+        return False
+    except psutil.AccessDenied:    # it exists; we may just not look at it
+        return True
 
 
 def start_time(pid: int) -> str | None:
-    """An opaque token that changes when ``pid`` is reused by another process."""
-    f = _stat_fields(pid)
-    if f is not None:
-        return f[19]  # field 22: starttime in clock ticks since boot
-    if sys.platform.startswith("linux"):
+    """An opaque token that changes when ``pid`` is reused by another process.
+
+    Linux: the kernel's start time in clock ticks since boot (the token earlier releases
+    recorded); unlike a wall-clock start it does not move when the clock is stepped. Elsewhere:
+    the creation time the kernel recorded, in seconds since the epoch."""
+    p = process(pid)
+    if p is None:
         return None
     try:
-        out = subprocess.run(["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True,
-                             text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
+        if _LINUX:
+            return str(round((p.create_time() - psutil.boot_time()) * _TICKS))
+        return f"{p.create_time():.6f}"
+    except psutil.Error:
         return None
-    return out or None
 
 
 def alive(pid: int) -> bool:
     """True if ``pid`` runs (a zombie counts as dead)."""
-    f = _stat_fields(pid)
-    if f is not None:
-        return f[0] not in ("Z", "X")
-    if sys.platform.startswith("linux"):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    p = process(pid)
+    return p is not None and running(p)
 
 
 def is_same_process(pid: int | None, started: str | None) -> bool:
@@ -121,64 +134,72 @@ def is_same_process(pid: int | None, started: str | None) -> bool:
 
 
 def cmdline(pid: int) -> str:
-    """The command line of ``pid`` ("" if it is gone)."""
+    """The command line of ``pid`` ("" if it is gone; its name if we may not read more)."""
+    p = process(pid)
+    if p is None:
+        return ""
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
-            "utf-8", "replace")
-    except OSError:
-        pass
-    try:
-        return subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True,
-                              text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
+        return " ".join(p.cmdline())
+    except psutil.AccessDenied:
+        try:
+            return p.name()
+        except psutil.Error:
+            return ""
+    except psutil.Error:
         return ""
 
 
 def group_members(pgid: int) -> list[int]:
-    """Live pids in process group ``pgid`` (Linux: /proc; elsewhere just the leader)."""
-    if not Path("/proc/self/stat").exists():
-        return [pgid] if alive(pgid) else []
+    """Live pids in process group ``pgid``."""
     out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            f = _stat_fields(int(d))
-            if f is not None and f[2] == str(pgid) and f[0] not in ("Z", "X"):
-                out.append(int(d))
+    for pid in psutil.pids():
+        try:
+            if os.getpgid(pid) != pgid:
+                continue
+        except OSError:
+            continue
+        p = process(pid)
+        if p is not None and running(p):
+            out.append(pid)
     return out
+
+
+def processes(pid: int) -> list[psutil.Process]:
+    """Handles on ``pid`` and its live descendants (Postgres backends make themselves group
+    leaders, so a process group does not hold them all)."""
+    p = process(pid)
+    if p is None:
+        return []
+    try:
+        kids = p.children(recursive=True)
+    except psutil.NoSuchProcess:
+        kids = []
+    return [q for q in (p, *kids) if running(q)]
 
 
 def tree(pid: int) -> list[int]:
-    """``pid`` and its live descendants (Postgres backends make themselves group leaders, so
-    a process group does not hold them all)."""
-    if not Path("/proc/self/stat").exists():
-        return [pid] if alive(pid) else []
-    children: dict[int, list[int]] = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            f = _stat_fields(int(d))
-            if f is not None and f[0] not in ("Z", "X"):
-                children.setdefault(int(f[1]), []).append(int(d))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        if p == pid and not alive(pid):
+    """``pid`` and its live descendants."""
+    return [p.pid for p in processes(pid)]
+
+
+def send(victims: Iterable[psutil.Process], sig: int) -> list[psutil.Process]:
+    """Send ``sig`` to each process still running; returns those that got it."""
+    hit = []
+    for p in victims:
+        try:
+            p.send_signal(sig)
+            hit.append(p)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
-        else:
-            out.append(p)
-        todo.extend(children.get(p, []))
-    return out
+    return hit
 
 
 def kill_tree(pid: int, timeout: float = 10.0) -> bool:
     """SIGKILL ``pid``, its process group and every descendant; wait until all are gone."""
-    victims = tree(pid)
+    victims = processes(pid)
     signal_group(pid, signal.SIGKILL)
-    for v in victims:
-        try:
-            os.kill(v, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    return wait_until(lambda: not any(alive(v) for v in victims) and not group_members(pid),
+    send(victims, signal.SIGKILL)
+    return wait_until(lambda: not any(running(v) for v in victims) and not group_members(pid),
                       timeout)
 
 
@@ -189,10 +210,6 @@ def signal_group(pgid: int, sig: int) -> None:
         pass
 
 
-def wait_group_gone(pgid: int, timeout: float) -> bool:
-    return wait_until(lambda: not group_members(pgid), timeout)
-
-
 # --- launching -------------------------------------------------------------------------------
 
 def service_user() -> str | None:
@@ -200,7 +217,7 @@ def service_user() -> str | None:
     root). ``SPLITBRAIN_SERVICE_USER`` wins; default ``nobody``. None when not root."""
     if os.geteuid() != 0:
         return None
-    name = os.environ.get("SPLITBRAIN_SERVICE_USER", "nobody")
+    name = settings.service_user
     pwd.getpwnam(name)  # KeyError names an unknown account
     return name
 
@@ -277,16 +294,18 @@ def launch_detached(argv: list[str], log_path: Path, *, user: str | None = None,
 def stop_pid(pid: int, started: str | None, sig: int = signal.SIGTERM, timeout: float = 10.0,
              group: bool = True) -> bool:
     """Signal a process the kit started (after checking it is still that process), wait until
-    its group is gone, SIGKILL on timeout. Returns False if it was not ours / not running."""
+    it, its descendants and its group are gone, SIGKILL what is left on timeout. Returns False
+    if it was not ours / not running."""
     if not is_same_process(pid, started):
         return False
+    victims = processes(pid)   # found first: a parent that exits at once orphans its children
     if group:
         signal_group(pid, sig)
     else:
-        os.kill(pid, sig)
-    victims = tree(pid)
-    if wait_until(lambda: not any(alive(v) for v in victims)
+        send(victims[:1], sig)
+    if wait_until(lambda: not any(running(v) for v in victims)
                   and (not group or not group_members(pid)), timeout):
         return True
+    send(victims, signal.SIGKILL)
     kill_tree(pid, 5.0)
     return True

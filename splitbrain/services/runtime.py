@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Iterator
 
 from ..paths import state_dir
+from ..settings import settings
 
 
 def _fast_root() -> Path:
-    env = os.environ.get("SPLITBRAIN_RUNTIME_DIR")
-    if env:
-        return Path(env)
+    if settings.runtime_dir:
+        return settings.runtime_dir
     shm = Path("/dev/shm")
     if shm.is_dir() and os.access(shm, os.W_OK):
         return shm / f"splitbrain-{os.geteuid()}"

@@ -10,14 +10,6 @@ from . import procs
 from .errors import ServerDied
 
 
-def _signal(pid: int, sig: int) -> None:
-    import os
-    try:
-        os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 class _Died(Exception):
     pass
 
@@ -119,13 +111,11 @@ class Server:
     def pause(self) -> None:
         """SIGSTOP the server and its children (a stalled server: calls hang, nothing fails)."""
         if self.running():
-            self._paused = procs.tree(self.pid)
-            for p in self._paused:
-                _signal(p, signal.SIGSTOP)
+            self._paused = procs.send(procs.processes(self.pid), signal.SIGSTOP)
 
     def resume(self) -> None:
-        for p in getattr(self, "_paused", None) or ([self.pid] if self.pid else []):
-            _signal(p, signal.SIGCONT)
+        paused = getattr(self, "_paused", None) or [procs.process(self.pid)]
+        procs.send([p for p in paused if p is not None], signal.SIGCONT)
         self._paused = []
 
     def restart(self, timeout: float = 60.0):
