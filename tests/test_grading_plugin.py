@@ -170,6 +170,8 @@ def test_a_lab_rig_is_loaded_for_its_tests_and_workers_and_registers_faults(tmp_
     hidden = tmp_path / "autograder" / "09-rigged"
     hidden.mkdir(parents=True)
     (hidden / "test_rig.py").write_text(RIG_TESTS)
+    (hidden / "conftest.py").write_text("import rig  # loaded before any conftest\n"
+                                        "assert rig.WHERE == 'the rig'\n")
     monkeypatch.setenv("SPLITBRAIN_ROOT", str(tmp_path))
     monkeypatch.setenv("SPLITBRAIN_REDIS_URL", services.redis_url)
     lab = load_lab(lab_dir, tmp_path)

@@ -3,11 +3,11 @@ counter while one of them stalls inside its critical section."""
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from rig.checkers import check_counter, check_mutual_exclusion
+from rig.fencing import applied
 
 from splitbrain.checkers.base import Anomaly, verdict
-from splitbrain.checkers.fencing import check_counter, check_mutual_exclusion
 from splitbrain.grading import expect_valid
-from splitbrain.labsupport.fencing import applied
 
 WORKERS, INCREMENTS = 4, 5
 
@@ -15,12 +15,12 @@ WORKERS, INCREMENTS = 4, 5
 @pytest.mark.points(15)
 @pytest.mark.faults("pause")
 def test_05_release_by_a_former_holder_leaves_the_new_lease_alone(db, holder, must_acquire,
-                                                                    history):
+                                                                    nemesis, history):
     a, b, c = holder("a", ttl_ms=300), holder("b", ttl_ms=10_000), holder("c", ttl_ms=10_000)
     must_acquire(a, 0, "the lock was free")
-    a.worker.pause()                         # a stalls past its lease ...
+    stall = nemesis.inject("pause", a.worker)   # a stalls past its lease ...
     must_acquire(b, 5.0, "a is frozen; its lease must run out")
-    a.worker.resume()
+    stall.heal()
     a.release()                              # ... and releases a lock that is b's by now
     taken = c.acquire(0)
     expect_valid(check_mutual_exclusion(history, {"a": 0.3, "b": 10.0, "c": 10.0}), history,
@@ -33,12 +33,13 @@ def test_05_release_by_a_former_holder_leaves_the_new_lease_alone(db, holder, mu
 
 @pytest.mark.points(15)
 @pytest.mark.faults("pause")
-def test_06_shared_counter_ends_exact_when_a_holder_stalls(db, holder, must_acquire, history):
+def test_06_shared_counter_ends_exact_when_a_holder_stalls(db, holder, must_acquire, nemesis,
+                                                           history):
     straggler = holder("s", ttl_ms=300)
     workers = [holder(f"w{i}", ttl_ms=10_000) for i in range(WORKERS)]
     token_s = must_acquire(straggler, 0, "the lock was free")
     seen = straggler.read()
-    straggler.worker.pause()                 # stalls between its read and its write
+    stall = nemesis.inject("pause", straggler.worker)   # stalls between its read and its write
 
     def increments(h):
         for _ in range(INCREMENTS):
@@ -49,7 +50,7 @@ def test_06_shared_counter_ends_exact_when_a_holder_stalls(db, holder, must_acqu
     with ThreadPoolExecutor(WORKERS) as pool:
         for f in [pool.submit(increments, h) for h in workers]:
             f.result()
-    straggler.worker.resume()
+    stall.heal()
     straggler.write(str(int(seen or 0) + 1), token_s)    # the increment it computed long ago
 
     values = applied(db)

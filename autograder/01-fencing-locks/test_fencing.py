@@ -2,10 +2,10 @@
 crashes and late releases. Every verdict comes from the grader's own view: the history of calls it
 made and the audit trail of what Postgres really stored."""
 import pytest
+from rig.checkers import check_fenced_writes
+from rig.fencing import RESOURCE_KEY, applied
 
-from splitbrain.checkers.fencing import check_fenced_writes
 from splitbrain.grading import expect_valid
-from splitbrain.labsupport.fencing import RESOURCE_KEY, applied
 
 STALE_HINT = ("The holder whose lease ran out still wrote, and the storage took it. Only the storage "
               "sees both writes: make write() refuse a token smaller than the last one stored.")
@@ -13,30 +13,31 @@ STALE_HINT = ("The holder whose lease ran out still wrote, and the storage took 
 
 @pytest.mark.points(15)
 @pytest.mark.faults("pause")
-def test_01_write_after_gc_pause_is_fenced(db, holder, must_acquire, history):
+def test_01_write_after_gc_pause_is_fenced(db, holder, must_acquire, nemesis, history):
     a, b = holder("a", ttl_ms=400), holder("b", ttl_ms=10_000)
     token_a = must_acquire(a, 0, "the lock was free")
-    a.worker.pause()                         # a stop-the-world pause longer than a's lease
+    gc = nemesis.inject("pause", a.worker)   # a stop-the-world pause longer than a's lease
     token_b = must_acquire(b, 5.0, "a is frozen; its lease must run out")
     b.write("b-1", token_b)
-    a.worker.resume()                        # a wakes up and carries on where it stopped
+    gc.heal()                                # a wakes up and carries on where it stopped
     a.write("a-1", token_a)
     expect_valid(check_fenced_writes(history, applied(db)), history, hint=STALE_HINT)
 
 
 @pytest.mark.points(15)
 @pytest.mark.faults("partition")
-def test_02_write_after_partition_from_redis_is_fenced(db, holder, must_acquire, proxy, history):
+def test_02_write_after_partition_from_redis_is_fenced(db, holder, must_acquire, proxy, nemesis,
+                                                       history):
     px = proxy("redis", ns=db)
     a, b = holder("a", ttl_ms=400, redis_url=px.url), holder("b", ttl_ms=10_000)
     token_a = must_acquire(a, 0, "the lock was free")
-    px.blackhole()                           # a can no longer reach Redis; Postgres still works
+    cut = nemesis.inject("partition", px)    # a can no longer reach Redis; Postgres still works
     try:
         token_b = must_acquire(b, 5.0, "a is cut off from Redis; its lease must run out")
         b.write("b-1", token_b)
         a.write("a-1", token_a)
     finally:
-        px.heal()
+        cut.heal()
     expect_valid(check_fenced_writes(history, applied(db)), history, hint=STALE_HINT + (
         " A holder cut off from Redis cannot learn that its lease is gone, so no check in the "
         "client can save you."))
@@ -44,9 +45,9 @@ def test_02_write_after_partition_from_redis_is_fenced(db, holder, must_acquire,
 
 @pytest.mark.points(15)
 @pytest.mark.faults("clock-skew")
-def test_03_tokens_grow_whatever_the_clocks_say(db, holder, must_acquire, history):
+def test_03_tokens_grow_whatever_the_clocks_say(db, holder, must_acquire, nemesis, history):
     a, b = holder("a", ttl_ms=400), holder("b", ttl_ms=10_000)
-    b.worker.skew_clock(-60.0)               # b's clock runs a minute behind
+    nemesis.inject("clock-skew", b.worker, offset=-60.0)   # b's clock runs a minute behind
     token_a = must_acquire(a, 0, "the lock was free")
     token_b = must_acquire(b, 5.0, "a's lease must run out")
     b.write("b-1", token_b)
@@ -59,11 +60,11 @@ def test_03_tokens_grow_whatever_the_clocks_say(db, holder, must_acquire, histor
 
 @pytest.mark.points(10)
 @pytest.mark.faults("kill")
-def test_04_lease_of_a_killed_holder_expires(db, holder, must_acquire, history):
+def test_04_lease_of_a_killed_holder_expires(db, holder, must_acquire, nemesis, history):
     a = holder("a", ttl_ms=400)
     token_a = must_acquire(a, 0, "the lock was free")
     a.write("a-1", token_a)
-    a.worker.kill()                          # dies holding the lock; it will never release it
+    nemesis.inject("kill", a.worker)         # dies holding the lock; it will never release it
     b = holder("b", ttl_ms=10_000)
     token_b = must_acquire(b, 5.0, "its holder was killed; the lease must run out")
     b.write("b-1", token_b)
@@ -73,15 +74,16 @@ def test_04_lease_of_a_killed_holder_expires(db, holder, must_acquire, history):
 
 @pytest.mark.points(15)
 @pytest.mark.faults("partition")
-def test_07_write_delayed_in_the_network_is_fenced(db, holder, must_acquire, proxy, history):
+def test_07_write_delayed_in_the_network_is_fenced(db, holder, must_acquire, proxy, nemesis,
+                                                   history):
     px = proxy("postgres", ns=db)
     a, b = holder("a", ttl_ms=1_000, pg_url=px.url), holder("b", ttl_ms=10_000)
     token_a = must_acquire(a, 0, "the lock was free")
-    held = px.blackhole()                    # a's packets to Postgres are held, not lost
+    held = nemesis.inject("partition", px)   # a's packets to Postgres are held, not lost
     pending = a.store.write.async_(RESOURCE_KEY, "a-1", token_a)   # sent while a's lease is valid
     token_b = must_acquire(b, 5.0, "a's lease must run out")
     b.write("b-1", token_b)
-    held.remove()                            # the network delivers a's old write now
+    held.heal()                              # the network delivers a's old write now
     try:
         pending.result(timeout=30)
     except Exception:  # noqa: BLE001 - a refused write may raise; what counts is what was stored

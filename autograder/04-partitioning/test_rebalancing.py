@@ -5,9 +5,9 @@ import threading
 
 import pytest
 
-from splitbrain.checkers.partitioning import check_balance, check_placement
+from rig import partitioning as part
+from rig.checkers import check_balance, check_placement
 from splitbrain.grading import expect_valid
-from splitbrain.labsupport import partitioning as part
 
 MAX_BATCHES = 40
 LOST_HINT = ("A write that lands on the old owner after its key was copied is lost when the "
@@ -27,17 +27,19 @@ def migrate_fully(m, rounds=50):
 
 @pytest.mark.points(20)
 @pytest.mark.faults("add-shard", "stale-map")
-def test_05_writes_during_the_copy_survive_the_switch_over(shards, store, history):
-    s = shards(5)
-    four, five = s.urls(["s0", "s1", "s2", "s3"]), s.urls()
-    _, a = store("a", four)                # an application server that never restarts
+def test_05_writes_during_the_copy_survive_the_switch_over(shards, store, history, nemesis):
+    s = shards(4)
+    four = s.urls()
+    wa, a = store("a", four)               # an application server that never restarts
     _, m = store("m", four)                # the operator's migration process
     ks = part.keys(400)
     acked = part.write_all(a, ((k, f"v1-{k}") for k in ks))
     expect_valid(check_placement(acked, s.placement(ks)), history,
                  hint="put() must store each key on a shard, as a Redis string named exactly "
                       "the key.")
-    history.fault("add-shard", "s4", phase="start")
+    added = nemesis.inject("add-shard", s.shard("s4"))    # starts the shard server s4
+    five = s.urls()
+    stale = nemesis.inject("stale-map", wa)   # a loaded the four-shard map and keeps using it
     m.begin_rebalance(five)
     part.write_all(a, ((k, f"v2-{k}") for k in ks[:100]))          # before any copy
     part.write_all(a, ((k, f"v2-{k}") for k in part.keys(50, 400)))  # new keys
@@ -45,11 +47,12 @@ def test_05_writes_during_the_copy_survive_the_switch_over(shards, store, histor
     part.write_all(a, ((k, f"v3-{k}") for k in ks[100:200]))       # after the copy
     part.write_all(a, ((k, f"v3-{k}") for k in part.keys(50, 450)))  # new keys again
     m.finish_rebalance()
-    history.fault("add-shard", "s4", phase="end")
+    added.heal()
     everything = ks + part.keys(100, 400)
     _, b = store("b", five)
     part.read_all(b, everything)
     part.read_all(a, everything[::3])
+    stale.heal()
     placement = s.placement(everything)
     part.expect_reads(history, placement, hint=LOST_HINT)
     expect_valid(check_balance(placement, five), history,
@@ -58,7 +61,7 @@ def test_05_writes_during_the_copy_survive_the_switch_over(shards, store, histor
 
 @pytest.mark.points(15)
 @pytest.mark.faults("remove-shard", "concurrency")
-def test_06_a_shard_is_removed_under_live_traffic(shards, store, history):
+def test_06_a_shard_is_removed_under_live_traffic(shards, store, history, nemesis):
     s = shards(5)
     five, four = s.urls(), s.urls(["s0", "s1", "s2", "s3"])
     writers = [store(f"w{i}", five)[1] for i in range(2)]
@@ -70,27 +73,27 @@ def test_06_a_shard_is_removed_under_live_traffic(shards, store, history):
     # During the copy the writers overwrite one half of their keys, during the switch-over the
     # other half: a write lost in the copy cannot be hidden by a later overwrite of the same key.
     traffic = Traffic(writers, [own[0::2] for own in mine])
-    traffic.start()
-    history.fault("remove-shard", "s4", phase="start")
-    try:
-        m.begin_rebalance(four)
-        traffic.wait_rounds(2)
-        for _ in range(MAX_BATCHES):        # the copy runs in batches, and between two
-            if not m.migrate(25):           # batches every writer completes at least one
-                break                       # full round of overwrites
+    with nemesis.fault("concurrency"):      # two writers and the migrator at once
+        traffic.start()
+        removed = nemesis.inject("remove-shard", s.shard("s4"))
+        try:
+            m.begin_rebalance(four)
             traffic.wait_rounds(2)
-        else:
-            raise AssertionError(f"migrate(25) still reported copies after {MAX_BATCHES} "
-                                 f"calls for 300 keys: a copy must happen once per key, and "
-                                 f"never over a value a writer stored on the new owner")
-        traffic.use([own[1::2] for own in mine])
-        traffic.wait_rounds(2)              # no write to the first half is in flight any more
-        m.finish_rebalance()
-        traffic.wait_rounds(1)
-    finally:
-        traffic.stop()
-    s.stop("s4")                            # decommissioned as soon as the move said it was done
-    history.fault("remove-shard", "s4", phase="end")
+            for _ in range(MAX_BATCHES):    # the copy runs in batches, and between two
+                if not m.migrate(25):       # batches every writer completes at least one
+                    break                   # full round of overwrites
+                traffic.wait_rounds(2)
+            else:
+                raise AssertionError(f"migrate(25) still reported copies after {MAX_BATCHES} "
+                                     f"calls for 300 keys: a copy must happen once per key, and "
+                                     f"never over a value a writer stored on the new owner")
+            traffic.use([own[1::2] for own in mine])
+            traffic.wait_rounds(2)          # no write to the first half is in flight any more
+            m.finish_rebalance()
+            traffic.wait_rounds(1)
+        finally:
+            traffic.stop()
+    removed.heal()                          # s4 decommissioned as soon as the move said it was done
     _, r = store("r", four)
     part.read_all(r, ks)
     for w, own in zip(writers, mine):
@@ -157,9 +160,10 @@ class Traffic:
 
 @pytest.mark.points(15)
 @pytest.mark.faults("kill", "add-shard")
-def test_07_a_migration_killed_halfway_is_finished_by_running_it_again(shards, store, history):
-    s = shards(5)
-    four, five = s.urls(["s0", "s1", "s2", "s3"]), s.urls()
+def test_07_a_migration_killed_halfway_is_finished_by_running_it_again(shards, store, history,
+                                                                      nemesis):
+    s = shards(4)
+    four = s.urls()
     _, a = store("a", four)
     mw, m = store("m", four)
     ks = part.keys(400)
@@ -167,17 +171,18 @@ def test_07_a_migration_killed_halfway_is_finished_by_running_it_again(shards, s
     expect_valid(check_placement(acked, s.placement(ks)), history,
                  hint="put() must store each key on a shard, as a Redis string named exactly "
                       "the key.")
-    history.fault("add-shard", "s4", phase="start")
+    added = nemesis.inject("add-shard", s.shard("s4"))    # starts the shard server s4
+    five = s.urls()
     m.begin_rebalance(five)
     m.migrate(20)                           # part of the keys copied ...
     part.write_all(a, ((k, f"v2-{k}") for k in ks[::3]))
-    mw.kill()                               # ... and the migrator dies (SIGKILL)
+    nemesis.inject("kill", mw)              # ... and the migrator dies (SIGKILL)
     part.write_all(a, ((k, f"v3-{k}") for k in ks[1::3]))   # the store stays writable
     part.write_all(a, ((k, f"v3-{k}") for k in part.keys(40, 400)))
-    mw.restart()
-    m2 = part.store_in(mw, s.urls(["s0", "s1", "s2", "s3"]))
+    nemesis.inject("restart", mw)
+    m2 = part.store_in(mw, four)
     m2.rebalance(five)                       # the operator runs the same command again
-    history.fault("add-shard", "s4", phase="end")
+    added.heal()
     everything = ks + part.keys(40, 400)
     _, b = store("b", five)
     part.read_all(b, everything)

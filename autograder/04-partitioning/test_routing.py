@@ -2,24 +2,25 @@
 of the shard set must move only the keys it has to, and the shards must share the keys evenly."""
 import pytest
 
-from splitbrain.checkers.partitioning import check_balance, check_movement, check_placement
+from rig import partitioning as part
+from rig.checkers import check_balance, check_movement, check_placement
 from splitbrain.grading import expect_valid
-from splitbrain.labsupport import partitioning as part
 
 N_KEYS = 600
 
 
 @pytest.mark.points(15)
 @pytest.mark.faults("hash-seed")
-def test_01_every_process_finds_what_another_process_wrote(shards, store, history):
+def test_01_every_process_finds_what_another_process_wrote(shards, store, history, nemesis):
     s = shards(4)
-    _, a = store("a", s.urls())
-    _, b = store("b", s.urls())
-    _, c = store("c", s.urls())
+    wa, a = store("a", s.urls())
+    wb, b = store("b", s.urls())
+    wc, c = store("c", s.urls())
     ks = part.keys(200)
-    acked = part.write_all(a, ((k, f"a-{k}") for k in ks))
-    part.read_all(b, ks)
-    part.read_all(c, ks[::2])
+    with nemesis.fault("hash-seed", workers=[wa, wb, wc]):   # three processes, three seeds
+        acked = part.write_all(a, ((k, f"a-{k}") for k in ks))
+        part.read_all(b, ks)
+        part.read_all(c, ks[::2])
     placement = s.placement(ks)
     expect_valid(check_placement(acked, placement), history,
                  hint="put() must store each key on a shard, as a Redis string named exactly "
@@ -33,9 +34,9 @@ def test_01_every_process_finds_what_another_process_wrote(shards, store, histor
 
 @pytest.mark.points(15)
 @pytest.mark.faults("add-shard")
-def test_02_adding_a_fifth_shard_moves_about_a_fifth_of_the_keys(shards, store, history):
-    s = shards(5)
-    four, five = s.urls(["s0", "s1", "s2", "s3"]), s.urls()
+def test_02_adding_a_fifth_shard_moves_about_a_fifth_of_the_keys(shards, store, history, nemesis):
+    s = shards(4)
+    four = s.urls()
     _, a = store("a", four)
     ks = part.keys(N_KEYS)
     acked = part.write_all(a, ((k, f"v1-{k}") for k in ks))
@@ -43,9 +44,10 @@ def test_02_adding_a_fifth_shard_moves_about_a_fifth_of_the_keys(shards, store, 
     expect_valid(check_placement(acked, before), history,
                  hint="put() must store each key on a shard, as a Redis string named exactly "
                       "the key.")
-    history.fault("add-shard", "s4", phase="start")
+    added = nemesis.inject("add-shard", s.shard("s4"))    # starts the shard server s4
+    five = s.urls()
     a.rebalance(five)
-    history.fault("add-shard", "s4", phase="end")
+    added.heal()
     after = s.placement(ks)
     expect_valid(check_movement(before, after, four, five), history,
                  hint="With hash(key) % N almost every key changes shard when N changes. "
@@ -63,7 +65,7 @@ def test_02_adding_a_fifth_shard_moves_about_a_fifth_of_the_keys(shards, store, 
 
 @pytest.mark.points(10)
 @pytest.mark.faults("remove-shard")
-def test_03_removing_a_shard_moves_only_the_keys_it_held(shards, store, history):
+def test_03_removing_a_shard_moves_only_the_keys_it_held(shards, store, history, nemesis):
     s = shards(5)
     five, four = s.urls(), s.urls(["s0", "s1", "s2", "s3"])
     _, a = store("a", five)
@@ -73,10 +75,9 @@ def test_03_removing_a_shard_moves_only_the_keys_it_held(shards, store, history)
     expect_valid(check_placement(acked, before), history,
                  hint="put() must store each key on a shard, as a Redis string named exactly "
                       "the key.")
-    history.fault("remove-shard", "s4", phase="start")
-    a.rebalance(four)
-    s.stop("s4")                                 # decommissioned: what it held is gone
-    history.fault("remove-shard", "s4", phase="end")
+    with nemesis.fault("remove-shard", s.shard("s4")):
+        a.rebalance(four)
+    # the heal shut s4 down (decommissioned): what it held is gone
     after = s.placement(ks)
     expect_valid(check_movement(before, after, five, four), history,
                  hint="Removing one of five shards must move only the keys that shard held "
@@ -91,11 +92,12 @@ def test_03_removing_a_shard_moves_only_the_keys_it_held(shards, store, history)
 
 @pytest.mark.points(10)
 @pytest.mark.faults("skewed-keys")
-def test_04_shards_hold_equal_shares_of_skewed_keys(shards, store, history, seed):
+def test_04_shards_hold_equal_shares_of_skewed_keys(shards, store, history, seed, nemesis):
     s = shards(5)
     _, a = store("a", s.urls())
-    ks = part.skewed_keys(1000, seed)
-    acked = part.write_all(a, ((k, "x") for k in ks))
+    with nemesis.fault("skewed-keys", keys=1000, seed=seed):
+        ks = part.skewed_keys(1000, seed)
+        acked = part.write_all(a, ((k, "x") for k in ks))
     placement = s.placement(ks)
     expect_valid(check_placement(acked, placement), history,
                  hint="put() must store each key on a shard, as a Redis string named exactly "

@@ -1,6 +1,6 @@
-"""Public tests for lab 04. They use the grader's fixtures and run your partitioner.py in worker
-processes (each with its own PYTHONHASHSEED) against real Redis shard servers, like the hidden
-tests. Run them from this folder with
+"""Public tests for lab 04. They use the grader's fixtures and helpers (rig/) and run your
+partitioner.py in worker processes (each with its own PYTHONHASHSEED) against real Redis shard
+servers, like the hidden tests. Run them from this folder with
 
     python -m pytest -q -p splitbrain.grading.plugin --lab 04-partitioning --submission partitioner.py test_public.py
 
@@ -9,9 +9,9 @@ removed under live traffic, skewed keys and a migrator killed halfway.
 """
 import pytest
 
-from splitbrain.checkers.partitioning import check_movement, check_placement, check_reads
+from rig import partitioning as part
+from rig.checkers import check_movement, check_placement, check_reads
 from splitbrain.grading import expect_valid
-from splitbrain.labsupport import partitioning as part
 
 # Public tests are worth no points: they are here so you can see how the grader drives your code.
 pytestmark = pytest.mark.points(0)
@@ -48,14 +48,17 @@ def test_a_second_process_reads_what_the_first_wrote(shards, spawn, ns, history)
     expect_valid(check_reads(history, s.placement(acked)), history)
 
 
-def test_adding_a_shard_keeps_every_key_and_moves_few(shards, spawn, ns, history):
-    s = shards(4)
-    three, four = s.urls(["s0", "s1", "s2"]), s.urls()
+@pytest.mark.faults("add-shard")
+def test_adding_a_shard_keeps_every_key_and_moves_few(shards, spawn, ns, history, nemesis):
+    s = shards(3)
+    three = s.urls()
     _, a = part.store(spawn, ns, "a", three)
     ks = part.keys(300)
     part.write_all(a, ((k, f"v-{k}") for k in ks))
     before = s.placement(ks)
-    a.rebalance(four)
+    with nemesis.fault("add-shard", s.shard("s3")):     # starts a fourth shard server, s3
+        four = s.urls()
+        a.rebalance(four)
     after = s.placement(ks)
     part.read_all(a, ks)
     expect_valid(check_reads(history, after), history)

@@ -9,10 +9,9 @@ Generic checkers, one module per property, each documenting its anomaly kinds:
 * ``saga``: ``check_sagas`` (dangling-saga, double-charge, double-refund, not-conserved)
 * ``sessions``: ``check_sessions`` (stale-read, non-monotonic-read)
 * ``linearizable``: ``check_register`` (not-linearizable; "unknown" when out of budget)
-* ``partitioning``: moved-too-many, imbalanced, lost-write, misrouted-read, unplaced-key
 
-Lab-specific checkers built on the same Verdict: ``fencing`` (lab 01), ``outbox`` (lab 02),
-``saga_lab`` (lab 03), ``ratelimit_lab`` (lab 05).
+A lab's own checkers, built on the same Verdict, live with the lab in its rig
+(``labs/NN-slug/rig/``), not here.
 """
 from splitbrain.checkers.base import Anomaly, Verdict, verdict
 

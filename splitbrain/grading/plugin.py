@@ -64,12 +64,30 @@ def pytest_configure(config: pytest.Config) -> None:
     config._sb_artifacts = Path(art)  # type: ignore[attr-defined]
 
 
-def _load_rig(config: pytest.Config) -> None:
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser, args: list[str]) -> None:
+    """Before any conftest is imported: load the lab's rig, so a conftest can ``import rig``."""
+    ns = early_config.known_args_namespace
+    name = getattr(ns, "lab", None)
+    paths = [Path(a.split("::")[0]) for a in getattr(ns, "file_or_dir", None) or []
+             if not a.startswith("-")]
+    _load_rig(early_config, name, paths)
+
+
+def _load_rig(config: pytest.Config, name: str | None = None,
+              paths: list[Path] | None = None) -> None:
     """Load the lab's rig as ``rig`` when the lab is known before collection (``--lab``, or test
     paths inside a lab's folders)."""
     from splitbrain import rig
+    from splitbrain.lab import find_lab
+    if rig.loaded_path() is not None:
+        return
     try:
-        lab = _lab_from_items(config, [Path(a.split("::")[0]) for a in config.args])
+        if name or config.getoption("--lab", None):
+            lab = find_lab(name or config.getoption("--lab"))
+        else:
+            lab = _lab_from_items(config, paths if paths is not None else
+                                  [Path(a.split("::")[0]) for a in config.args])
     except Exception:  # noqa: BLE001 - not a lab's tests (the kit's own plugin tests)
         return
     config._sb_lab_info = lab  # type: ignore[attr-defined]

@@ -45,9 +45,9 @@ def hidden_paths(root: Path, extra: tuple[Path, ...] = ()) -> list[Path]:
     cands = [root / "autograder", root / "solutions", root / ".git", *(x for x in [state] if x),
              *extra]
     out: list[Path] = []
-    for p in cands:
-        p = p.resolve()
-        if p.is_dir() and p not in out:
+    for p in sorted((c.resolve() for c in cands), key=lambda c: len(c.parts)):
+        # a folder inside one already covered is covered too (and its mount point is gone)
+        if p.is_dir() and not any(p == q or p.is_relative_to(q) for q in out):
             out.append(p)
     return out
 

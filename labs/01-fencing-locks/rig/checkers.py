@@ -1,10 +1,11 @@
 """Checkers for locks and fencing tokens (lab 01).
 
 The history holds what the grader asked each worker to do and what came back: ``acquire`` (result:
-the fencing token, or None when the lock was not taken), ``write`` (arguments key, value, token;
-result: whether the store says it stored the value) and ``release``. The grader also reads, with its
-own connection, the order in which the storage really applied writes (lab 01's audit table); that
-list of values is the ground truth, whatever a component claims.
+the fencing token, or None when the lock was not taken), ``write`` (arguments key, value, token,
+read from the one call record with ``Operation.arg``; result: whether the store says it stored the
+value) and ``release``. The grader also reads, with its own connection, the order in which the
+storage really applied writes (lab 01's audit table, ``rig.fencing.applied``); that list of values
+is the ground truth, whatever a component claims.
 
 Three properties, each with the anomaly it reports:
 
@@ -64,32 +65,12 @@ def _name(op: Operation) -> str:
     return op.f.rsplit(".", 1)[-1]
 
 
-def _args(op: Operation, names: Sequence[str]) -> dict[str, Any]:
-    """Arguments of a recorded call, whether recorded as a dict, a list, or {"args", "kwargs"}."""
-    raw = op.args
-    if isinstance(raw, dict) and ("args" in raw or "kwargs" in raw):
-        pos, kw = list(raw.get("args") or []), dict(raw.get("kwargs") or {})
-    elif isinstance(raw, dict):
-        pos, kw = [], dict(raw)
-    elif isinstance(raw, (list, tuple)):
-        pos, kw = list(raw), {}
-    else:
-        pos, kw = ([] if raw is None else [raw]), {}
-    out = dict(zip(names, pos))
-    out.update({k: v for k, v in kw.items() if k in names})
-    return out
-
-
-def _events(op: Operation) -> tuple[int, ...]:
-    return tuple(e.index for e in (op.invoke, op.complete) if e is not None)
-
-
 def leases(history: History) -> list[Lease]:
     """Granted acquisitions (an ``ok`` acquire whose result is not None), in the order granted."""
     granted = [op for op in history.operations()
                if _name(op) == "acquire" and op.type == "ok" and op.result is not None]
     granted.sort(key=lambda op: (op.end, op.invoke.index))
-    return [Lease(op.process, op.result, g, op.start, op.end or op.start, _events(op))
+    return [Lease(op.process, op.result, g, op.start, op.end or op.start, op.events)
             for g, op in enumerate(granted)]
 
 
@@ -100,11 +81,10 @@ def writes(history: History) -> list[Write]:
     for op in history.operations():
         if _name(op) != "write":
             continue
-        a = _args(op, ("key", "value", "token"))
         mine = [l for l in all_leases if l.holder == op.process and l.granted <= op.start]
-        out.append(Write(op.process, str(a.get("key")), str(a.get("value")), a.get("token"),
-                         mine[-1] if mine else None, op.start, op.end, op.type, op.result,
-                         _events(op)))
+        out.append(Write(op.process, str(op.arg(0, "key")), str(op.arg(1, "value")),
+                         op.arg(2, "token"), mine[-1] if mine else None, op.start, op.end,
+                         op.type, op.result, op.events))
     return out
 
 

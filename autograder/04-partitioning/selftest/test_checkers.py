@@ -1,21 +1,21 @@
-"""The partitioning checks on hand-written histories and placements."""
+"""Lab 04's checks (rig.checkers) on hand-written histories and placements, and the picture
+focus of rig.partitioning."""
 from __future__ import annotations
 
 import pytest
 
-from splitbrain.checkers.partitioning import (check_balance, check_movement, check_placement,
-                                              check_reads, kv_args, moved_keys)
-from splitbrain.history import History
+from rig.checkers import check_balance, check_movement, check_placement, check_reads, moved_keys
+from splitbrain.history import History, call_value
 
 
 def put(h: History, p: str, key: str, value: str, outcome: str = "ok") -> None:
-    inv = h.invoke(p, "put", {"key": key, "value": value})
+    inv = h.invoke(p, "put", call_value([key, value]))
     if outcome:
         h.complete(inv, outcome, None)
 
 
 def get(h: History, p: str, key: str, result) -> None:
-    inv = h.invoke(p, "get", {"key": key})
+    inv = h.invoke(p, "get", call_value([key]))
     h.complete(inv, "ok", result)
 
 
@@ -53,11 +53,11 @@ def test_a_stale_read_with_the_value_nowhere_is_a_lost_write():
 def test_a_write_concurrent_with_the_read_may_or_may_not_be_seen():
     h = History()
     put(h, "a", "k", "1")
-    w = h.invoke("a", "put", {"key": "k", "value": "2"})
-    r = h.invoke("b", "get", {"key": "k"})
+    w = h.invoke("a", "put", call_value(["k", "2"]))
+    r = h.invoke("b", "get", call_value(["k"]))
     h.complete(w, "ok")
     h.complete(r, "ok", "1")
-    r2 = h.invoke("c", "get", {"key": "k"})
+    r2 = h.invoke("c", "get", call_value(["k"]))
     h.complete(r2, "ok", "1")  # after the write completed: stale
     v = check_reads(h)
     assert [a.data["reader"] for a in v.anomalies] == ["c"]
@@ -75,17 +75,23 @@ def test_writes_of_unknown_outcome_and_failed_writes():
     assert [a.data["got"] for a in v.anomalies] == ["3"]
 
 
-def test_recorded_call_shapes_are_understood():
-    assert kv_args({"args": ["k", "v"], "kwargs": {}}) == ("k", "v")
-    assert kv_args({"args": ["k"], "kwargs": {"value": "v"}}) == ("k", "v")
-    assert kv_args(["k", "v"]) == ("k", "v")
-    assert kv_args("k") == ("k",)
+def test_arguments_by_position_or_by_keyword_are_understood():
     h = History()
-    inv = h.invoke("a", "put", {"args": ["k", "v"], "kwargs": {}})
+    inv = h.invoke("a", "put", call_value(["k"], {"value": "v"}))
     h.complete(inv, "ok")
-    inv = h.invoke("b", "get", {"args": ["k"], "kwargs": {}})
+    inv = h.invoke("a", "put", call_value([], {"key": "j", "value": "w"}))
+    h.complete(inv, "ok")
+    inv = h.invoke("b", "get", call_value([], {"key": "k"}))
     h.complete(inv, "ok", None)
-    assert check_reads(h, {"k": {"s1": "v"}}).kinds() == ["misrouted-read"]
+    inv = h.invoke("b", "get", call_value(["j"]))
+    h.complete(inv, "ok", None)
+    v = check_reads(h, {"k": {"s1": "v"}, "j": {"s0": "w"}})
+    assert [a.kind for a in v.anomalies] == ["misrouted-read", "misrouted-read"]
+    assert [(a.data["key"], a.data["expected"]) for a in v.anomalies] == [("k", ["v"]),
+                                                                          ("j", ["w"])]
+    inv = h.invoke("a", "put", call_value(["no-value"]))   # not a write the checker can judge
+    h.complete(inv, "ok")
+    assert check_reads(h).stats["keys_written"] == 2
 
 
 def test_movement_of_one_in_n_is_fine_and_most_keys_is_not():
@@ -142,7 +148,7 @@ def test_placement_finds_keys_kept_off_the_shards():
 
 
 def test_focus_keeps_every_anomaly_and_draws_only_a_few_keys():
-    from splitbrain.labsupport.partitioning import focus
+    from rig.partitioning import focus
     h = History()
     for i in range(10):
         put(h, "a", f"k{i}", "1")
@@ -158,4 +164,4 @@ def test_focus_keeps_every_anomaly_and_draws_only_a_few_keys():
     assert [a.data["key"] for a in drawn] == ["k0", "k1"]
     for a in drawn:
         assert {sub.events[i].process for i in a.events} == {"a", "b"}
-        assert all(kv_args(sub.events[i].value)[0] == a.data["key"] for i in a.events)
+        assert all(sub.events[i].value["args"][0] == a.data["key"] for i in a.events)

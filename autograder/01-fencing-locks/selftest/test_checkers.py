@@ -1,7 +1,7 @@
-"""The lab-01 checkers on hand-written histories."""
-from splitbrain.checkers.fencing import (check_counter, check_fenced_writes,
-                                         check_mutual_exclusion, leases, writes)
-from splitbrain.history import History, Event
+"""The lab-01 checkers (``rig.checkers``) on hand-written histories."""
+from rig.checkers import check_counter, check_fenced_writes, check_mutual_exclusion, leases, writes
+
+from splitbrain.history import Event, History, call_value
 
 
 def build(steps):
@@ -12,13 +12,13 @@ def build(steps):
 def gc_pause_history(b_token=2):
     """a takes the lock, stalls past its lease; b takes it and writes; a wakes up and writes."""
     return build([
-        (0.00, "a", "invoke", "acquire", {"wait_s": 0}),
+        (0.00, "a", "invoke", "acquire", call_value([0])),
         (0.01, "a", "ok", "acquire", 1),
-        (0.02, "b", "invoke", "acquire", {"wait_s": 5}),
+        (0.02, "b", "invoke", "acquire", call_value([5])),
         (1.10, "b", "ok", "acquire", b_token),
-        (1.11, "b", "invoke", "write", {"key": "k", "value": "b1", "token": b_token}),
+        (1.11, "b", "invoke", "write", call_value(["k", "b1", b_token])),
         (1.12, "b", "ok", "write", True),
-        (1.20, "a", "invoke", "write", {"key": "k", "value": "a1", "token": 1}),
+        (1.20, "a", "invoke", "write", call_value(["k", "a1", 1])),
         (1.21, "a", "ok", "write", True),
     ])
 
@@ -31,17 +31,22 @@ def test_leases_and_writes_are_paired():
     assert ws["a1"].lease.generation == 0 and ws["b1"].lease.generation == 1
 
 
-def test_args_recorded_as_args_kwargs_or_list():
+def test_write_arguments_by_position_or_by_keyword():
     h = build([
-        (0.0, "a", "invoke", "RedisLock.acquire", {"args": [], "kwargs": {}}),
+        (0.0, "a", "invoke", "RedisLock.acquire", call_value()),
         (0.1, "a", "ok", "RedisLock.acquire", 7),
-        (0.2, "a", "invoke", "FencedStore.write", {"args": ["k", "v"], "kwargs": {"token": 7}}),
+        (0.2, "a", "invoke", "FencedStore.write", call_value(["k", "v"], {"token": 7})),
         (0.3, "a", "ok", "FencedStore.write", True),
     ])
     (w,) = writes(h)
     assert (w.key, w.value, w.token, w.lease.token) == ("k", "v", 7, 7)
-    h2 = build([(0.0, "a", "invoke", "write", ["k", "v", 7]), (0.1, "a", "ok", "write", True)])
+    h2 = build([(0.0, "a", "invoke", "write", call_value(["k", "v", 7])),
+                (0.1, "a", "ok", "write", True)])
     assert writes(h2)[0].value == "v" and writes(h2)[0].lease is None
+    h3 = build([(0.0, "a", "invoke", "write",
+                 call_value([], {"key": "k", "value": "v", "token": 3})),
+                (0.1, "a", "ok", "write", True)])
+    assert (writes(h3)[0].key, writes(h3)[0].value, writes(h3)[0].token) == ("k", "v", 3)
 
 
 def test_stale_write_in_storage_order():
@@ -70,9 +75,9 @@ def test_a_store_that_drops_everything_is_caught():
 
 def test_superseded_holder_may_be_refused():
     h = build([
-        (0.0, "a", "invoke", "acquire", None), (0.1, "a", "ok", "acquire", 1),
-        (0.2, "b", "invoke", "acquire", None), (0.3, "b", "ok", "acquire", 2),
-        (0.4, "a", "invoke", "write", {"key": "k", "value": "a1", "token": 1}),
+        (0.0, "a", "invoke", "acquire", call_value()), (0.1, "a", "ok", "acquire", 1),
+        (0.2, "b", "invoke", "acquire", call_value()), (0.3, "b", "ok", "acquire", 2),
+        (0.4, "a", "invoke", "write", call_value(["k", "a1", 1])),
         (0.5, "a", "ok", "write", False),
     ])
     assert check_fenced_writes(h, applied=[]).valid is True
@@ -85,10 +90,10 @@ def test_phantom_value():
 def lock_steal_history(release_ok=True):
     """a's lease runs out, b takes the lock, a releases late, c takes it at once."""
     return build([
-        (0.00, "a", "invoke", "acquire", None), (0.01, "a", "ok", "acquire", 1),
-        (0.02, "b", "invoke", "acquire", None), (0.40, "b", "ok", "acquire", 2),
-        (0.41, "a", "invoke", "release", None), (0.42, "a", "ok", "release", release_ok),
-        (0.43, "c", "invoke", "acquire", None), (0.44, "c", "ok", "acquire", 3),
+        (0.00, "a", "invoke", "acquire", call_value()), (0.01, "a", "ok", "acquire", 1),
+        (0.02, "b", "invoke", "acquire", call_value()), (0.40, "b", "ok", "acquire", 2),
+        (0.41, "a", "invoke", "release", call_value()), (0.42, "a", "ok", "release", release_ok),
+        (0.43, "c", "invoke", "acquire", call_value()), (0.44, "c", "ok", "acquire", 3),
     ])
 
 
@@ -100,25 +105,25 @@ def test_overlapping_holders_after_a_foreign_release():
 
 def test_expiry_then_new_holder_is_fine():
     h = build([
-        (0.00, "a", "invoke", "acquire", None), (0.01, "a", "ok", "acquire", 1),
-        (0.02, "b", "invoke", "acquire", None), (0.40, "b", "ok", "acquire", 2),
+        (0.00, "a", "invoke", "acquire", call_value()), (0.01, "a", "ok", "acquire", 1),
+        (0.02, "b", "invoke", "acquire", call_value()), (0.40, "b", "ok", "acquire", 2),
     ])
     assert check_mutual_exclusion(h, 0.3).valid is True
 
 
 def test_release_then_new_holder_is_fine():
     h = build([
-        (0.00, "a", "invoke", "acquire", None), (0.01, "a", "ok", "acquire", 1),
-        (0.02, "a", "invoke", "release", None), (0.03, "a", "ok", "release", True),
-        (0.04, "b", "invoke", "acquire", None), (0.05, "b", "ok", "acquire", 2),
+        (0.00, "a", "invoke", "acquire", call_value()), (0.01, "a", "ok", "acquire", 1),
+        (0.02, "a", "invoke", "release", call_value()), (0.03, "a", "ok", "release", True),
+        (0.04, "b", "invoke", "acquire", call_value()), (0.05, "b", "ok", "acquire", 2),
     ])
     assert check_mutual_exclusion(h, 10).valid is True
 
 
 def test_not_granted_is_not_a_lease():
     h = build([
-        (0.00, "a", "invoke", "acquire", None), (0.01, "a", "ok", "acquire", 1),
-        (0.02, "b", "invoke", "acquire", None), (0.03, "b", "ok", "acquire", None),
+        (0.00, "a", "invoke", "acquire", call_value()), (0.01, "a", "ok", "acquire", 1),
+        (0.02, "b", "invoke", "acquire", call_value()), (0.03, "b", "ok", "acquire", None),
     ])
     assert check_mutual_exclusion(h, 10).valid is True and len(leases(h)) == 1
 

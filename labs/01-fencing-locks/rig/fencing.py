@@ -1,8 +1,9 @@
 """Grader side of lab 01 (locks and fencing tokens), shared by the hidden tests, the public tests
 and the notebook.
 
-* :func:`prepare` applies ``labs/01-fencing-locks/schema.sql`` to a namespace with the admin URL
-  and lets the namespace's own role read and write the ``resource`` table (never the audit table).
+* :func:`prepare` applies the lab's ``schema.sql`` (beside ``rig/``) to a namespace with the admin
+  URL and lets the namespace's own role read and write the ``resource`` table (never the audit
+  table).
 * :func:`applied` reads, with the admin URL, the values the storage really accepted for a key, in
   the order it applied them: the ground truth the checkers compare against the history.
 * :class:`Holder` is one worker process running the learner's ``lock.py``: a ``RedisLock`` and a
@@ -18,14 +19,12 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from splitbrain import paths
-
-SLUG = "01-fencing-locks"
 RESOURCE_KEY = "report.txt"   # the key every lab-01 scenario writes (one row of `resource`)
 
 
 def schema_path() -> Path:
-    return paths.labs_dir() / SLUG / "schema.sql"
+    """The lab's ``schema.sql``: in the lab folder, beside this package (grader side only)."""
+    return Path(__file__).resolve().parent.parent / "schema.sql"
 
 
 def prepare(ns: Any, schema: str | Path | None = None) -> None:

@@ -1,11 +1,13 @@
-"""Grader side of lab 04 (partitioning), shared by the hidden tests, the public tests and the
-notebook.
+"""Grader side of lab 04 (partitioning), shared by the hidden tests, the public tests, the
+notebook and the bench.
 
 * :class:`Shards` owns the shard servers of one test: private Redis instances started with
   ``splitbrain.services.spawn_redis()`` (adding a shard = starting one more), named ``s0``,
   ``s1``, ... It reads them directly — the ground truth of where each key really is
   (:meth:`Shards.placement`) — and can shut one down, the way an operator decommissions a shard
-  once a rebalance says it is empty.
+  once a rebalance says it is empty. :meth:`Shards.shard` names one of them, started or not: the
+  target of the lab's ``add-shard`` and ``remove-shard`` faults (``rig.faults``), which a test
+  injects through the nemesis.
 * :func:`store` spawns one sandboxed worker running the learner's ``ShardedStore``; every worker
   gets its own PYTHONHASHSEED from the sandbox, like two real processes.
 * :func:`keys`, :func:`skewed_keys`: the key sets the scenarios write (deterministic for a seed).
@@ -21,7 +23,8 @@ from typing import Any
 
 import redis
 
-SLUG = "04-partitioning"
+from . import faults as _faults  # noqa: F401 - the faults that act on Shards join the registry
+
 COMPONENT_CLASS = "ShardedStore"
 
 
@@ -43,12 +46,21 @@ class Shards:
             raise
         return s
 
-    def add(self) -> str:
-        """Start one more shard server; returns its name."""
+    def add(self, name: str | None = None) -> str:
+        """Start one more shard server (named ``s<count>`` unless ``name`` is given); returns its
+        name."""
         from splitbrain.services import spawn_redis
-        name = f"s{len(self.handles)}"
+        name = name or f"s{len(self.handles)}"
+        if name in self.handles:
+            raise ValueError(f"shard {name!r} was already started; shards are "
+                             f"{sorted(self.handles)}")
         self.handles[name] = spawn_redis()
         return name
+
+    def shard(self, name: str) -> "Shard":
+        """The shard called ``name``, whether or not its server runs yet (the target of the
+        ``add-shard`` and ``remove-shard`` faults)."""
+        return Shard(self, name)
 
     def urls(self, names=None) -> dict[str, str]:
         """``{name: url}`` for ``names`` (default: every shard not stopped)."""
@@ -97,6 +109,36 @@ class Shards:
                 except Exception:  # noqa: BLE001 - best effort at teardown
                     pass
         self.stopped.update(self.handles)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One shard of a :class:`Shards` set, by name. ``start()`` starts its server (a shard is
+    added), ``stop()`` shuts it down for good (a shard is decommissioned)."""
+
+    shards: Shards
+    name: str
+
+    @property
+    def started(self) -> bool:
+        return self.name in self.shards.handles
+
+    @property
+    def running(self) -> bool:
+        return self.started and self.name not in self.shards.stopped
+
+    def start(self) -> None:
+        self.shards.add(self.name)
+
+    def stop(self) -> None:
+        self.shards.stop(self.name)
+
+    @property
+    def url(self) -> str:
+        return self.shards.urls([self.name])[self.name]
+
+    def __repr__(self) -> str:
+        return f"Shard({self.name!r})"
 
 
 def store(spawn, ns, name: str, shards: dict[str, str], prefix: str = "kv:", **spawn_kw):
@@ -189,7 +231,6 @@ def focus(verdict, history, keys_shown: int = 6):
     keys that went wrong (plus the faults), so the picture shows a few keys instead of thousands
     of operations. Anomalies on other keys stay in the verdict, without picture events."""
     from splitbrain.checkers.base import Verdict
-    from splitbrain.checkers.partitioning import kv_args
     from splitbrain.history import History
     shown: list[str] = []
     for a in verdict.anomalies:
@@ -200,8 +241,8 @@ def focus(verdict, history, keys_shown: int = 6):
             break
     keep: set[int] = set()
     for op in history.operations():
-        args = kv_args(op.args)
-        if op.f in ("put", "get") and args and str(args[0]) in shown:
+        key = op.arg(0, "key")
+        if op.f in ("put", "get") and key is not None and str(key) in shown:
             keep.add(op.invoke.index)
             if op.complete is not None:
                 keep.add(op.complete.index)
@@ -219,8 +260,9 @@ def focus(verdict, history, keys_shown: int = 6):
 
 def expect_reads(history, placement, hint: str):
     """``expect_valid(check_reads(...))``, with the picture focused on a few failing keys."""
-    from splitbrain.checkers.partitioning import check_reads
     from splitbrain.grading import expect_valid
+
+    from .checkers import check_reads
     v = check_reads(history, placement)
     if v.valid is True:
         return v

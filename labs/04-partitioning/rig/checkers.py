@@ -1,4 +1,4 @@
-"""Checks for a key-value store partitioned over several shards.
+"""Lab 04's checks of a key-value store partitioned over several shards.
 
 Four questions, each a pure function of what the grader observed:
 
@@ -12,8 +12,8 @@ Four questions, each a pure function of what the grader observed:
 * ``check_placement`` — is every acknowledged key stored on some shard at all (``unplaced-key``)?
 
 Operations in a history are ``put`` (arguments key, value) and ``get`` (argument key; result the
-value or None). ``placement`` is what the grader read directly from each live shard:
-``{key: {shard_name: value_found_there}}``.
+value or None), in the kit's one call record (read with ``Operation.arg``). ``placement`` is what
+the grader read directly from each live shard: ``{key: {shard_name: value_found_there}}``.
 """
 from __future__ import annotations
 
@@ -27,30 +27,10 @@ from splitbrain.history import History, Operation
 Placement = Mapping[str, Mapping[str, Any]]
 
 __all__ = ["check_reads", "check_movement", "check_balance", "check_placement",
-           "moved_keys", "kv_args", "ABSENT"]
+           "moved_keys", "shard_counts", "ABSENT"]
 
 ABSENT = None  # what a read of a never-written key returns
-
-
-def kv_args(args: Any) -> tuple[Any, ...]:
-    """Positional arguments of a recorded call, whatever shape the recorder gave them.
-
-    Accepts ``{"key": k, "value": v}``, ``{"args": [...], "kwargs": {...}}``, a list or tuple, or a
-    bare key.
-    """
-    if isinstance(args, Mapping):
-        if "args" in args or "kwargs" in args:
-            pos = list(args.get("args") or [])
-            kw = dict(args.get("kwargs") or {})
-            for name in ("key", "value"):
-                if name in kw:
-                    pos.append(kw.pop(name))
-            return tuple(pos)
-        if "key" in args:
-            return (args["key"], args["value"]) if "value" in args else (args["key"],)
-    if isinstance(args, (list, tuple)):
-        return tuple(args)
-    return (args,)
+_MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -73,10 +53,10 @@ def _writes_by_key(ops: Iterable[Operation]) -> dict[str, list[_Write]]:
     for op in ops:
         if op.f != "put":
             continue
-        args = kv_args(op.args)
-        if len(args) < 2:
+        key, value = op.arg(0, "key", _MISSING), op.arg(1, "value", _MISSING)
+        if key is _MISSING or value is _MISSING:
             continue
-        out.setdefault(str(args[0]), []).append(_Write(op, str(args[0]), args[1]))
+        out.setdefault(str(key), []).append(_Write(op, str(key), value))
     return out
 
 
@@ -112,7 +92,7 @@ def check_reads(history: History, placement: Placement | None = None) -> Verdict
         if op.f != "get" or op.type != "ok":
             continue
         reads += 1
-        key = str(kv_args(op.args)[0])
+        key = str(op.arg(0, "key"))
         got = op.result
         if isinstance(got, Mapping) and "value" in got:
             got = got["value"]
