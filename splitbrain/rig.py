@@ -35,11 +35,8 @@ def unload() -> None:
     """Forget the loaded rig and its submodules (and the faults it registered)."""
     for mod in [m for m in sys.modules if m == NAME or m.startswith(NAME + ".")]:
         del sys.modules[mod]
-    try:
-        from splitbrain.faults.registry import forget_lab_faults
-    except ImportError:  # pragma: no cover - a worker without the fault modules
-        return
-    forget_lab_faults()
+    if "splitbrain.faults.registry" in sys.modules:   # a worker never loads the registry
+        sys.modules["splitbrain.faults.registry"].forget_lab_faults()
 
 
 def loaded_path() -> Path | None:

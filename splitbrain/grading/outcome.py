@@ -10,13 +10,8 @@ MAX_MESSAGE = 4000
 
 
 def _infra(exc: BaseException) -> bool:
-    if isinstance(exc, InfraError):
-        return True
-    try:
-        from splitbrain.services.errors import ServiceError
-    except ImportError:
-        return False
-    return isinstance(exc, ServiceError)
+    from splitbrain.services.errors import ServiceError
+    return isinstance(exc, (InfraError, ServiceError))
 
 
 def classify(report: pytest.TestReport, call: pytest.CallInfo) -> tuple[str, str]:

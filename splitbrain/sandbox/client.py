@@ -193,7 +193,12 @@ class Worker:
             self._calls.clear()
         if self._proc is None:
             return
+        from splitbrain.services.procs import processes, send
+        # the worker and everything it started, in its group or in sessions of its own (as root
+        # the uid sweep below catches even orphans; without root this is what there is)
+        victims = processes(self._proc.pid) if self._proc.poll() is None else []
         self._signal(signal.SIGKILL)
+        send(victims, signal.SIGKILL)
         self._signal(signal.SIGCONT)
         try:
             self._proc.wait(timeout=10)
