@@ -125,8 +125,16 @@ class ProxyServer:
         self._run(reset)
 
     # -- toxics ------------------------------------------------------------------------------
+    @staticmethod
+    def _toxic_dict(p: _Proxy, t) -> dict:
+        d = t.to_dict()
+        if t.type == "stall":   # the kit's own toxic: say whether it engaged
+            d["state"] = dict(p.stalls.get(t.name, {"passed": 0, "held": False}))
+        return d
+
     def toxics(self, proxy: str) -> list[dict]:
-        return self._run(lambda: [t.to_dict() for t in self._get(proxy).toxics.values()])
+        return self._run(lambda: [self._toxic_dict(self._get(proxy), t)
+                                  for t in self._get(proxy).toxics.values()])
 
     def add_toxic(self, proxy: str, body: dict) -> dict:
         toxic = parse_toxic(body)
@@ -147,7 +155,7 @@ class ProxyServer:
             p = self._get(proxy)
             if name not in p.toxics:
                 raise ToxicError(f"no toxic {name!r} on proxy {proxy!r}", 404)
-            return p.toxics[name].to_dict()
+            return self._toxic_dict(p, p.toxics[name])
         return self._run(get)
 
     def update_toxic(self, proxy: str, name: str, body: dict) -> dict:
@@ -175,6 +183,7 @@ class ProxyServer:
     @staticmethod
     def _remove_toxic(p: _Proxy, name: str) -> None:
         del p.toxics[name]
+        p.stalls.pop(name, None)
         for conn in list(p.conns):
             conn.forget(name)
         p.notify()

@@ -112,6 +112,7 @@ class _Proxy:
         self.conns: set[_Conn] = set()
         self.listener: asyncio.Server | None = None
         self.changed = asyncio.Event()
+        self.stalls: dict[str, dict[str, Any]] = {}   # stall toxic -> {"passed": n, "held": b}
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "listen": f"{self.listen[0]}:{self.listen[1]}",
@@ -173,7 +174,9 @@ class _Proxy:
             while not conn.closed:
                 data = await reader.read(_CHUNK)
                 toxics = conn.applying(stream)
-                while any(t.type == "timeout" for t in toxics) and not conn.closed:
+                if data:
+                    self.count_stalls(toxics)
+                while self.holding(toxics) and not conn.closed:
                     await self.changed.wait()        # held: a partition, until the toxic goes
                     toxics = conn.applying(stream)
                 if conn.closed:
@@ -200,6 +203,23 @@ class _Proxy:
             conn.close(rst=True)
         except asyncio.CancelledError:
             pass
+
+    def count_stalls(self, toxics: list[Toxic]) -> None:
+        """A chunk arrived: each stall lets it pass (counting it) or engages on it."""
+        for t in toxics:
+            if t.type == "stall":
+                st = self.stalls.setdefault(t.name, {"passed": 0, "held": False})
+                if st["held"]:
+                    continue
+                if st["passed"] >= t.attr("after"):
+                    st["held"] = True
+                else:
+                    st["passed"] += 1
+
+    def holding(self, toxics: list[Toxic]) -> bool:
+        return any(t.type == "timeout" or (t.type == "stall" and
+                                           self.stalls.get(t.name, {}).get("held"))
+                   for t in toxics)
 
     def schedule(self, conn: _Conn, stream: str, toxics: list[Toxic], data: bytes,
                  queue: asyncio.Queue, link: dict, now: float, pace: float,

@@ -17,6 +17,7 @@ reset              a proxy: ``reset_peer()``                   RST on next bytes
 refuse             a proxy: ``refuse()``                       refuse connections / accept again
 bandwidth,         a proxy: ``bandwidth(rate)``,               throttle, slice / remove
 slicer             ``slicer(...)``
+stall              a proxy: ``stall(after, stream)``           hold message ``after``+1 / release
 clock-skew         ``skew_clock(s)`` or ``set_offset(s)``      wall clock ``offset`` s away / 0
 clock-jump         ``jump_clock(s)`` or ``jump(s)``            step by ``step`` s / undo the step
 clock-drift        ``set_clock_rate(r)`` or ``set_rate(r)``    run at ``rate`` / rate 1
@@ -221,6 +222,20 @@ class Slicer(_ProxyFault):
     name, method = "slicer", "slicer"
     kind = "network"
     description = ("TCP streams cut into small, delayed slices")
+
+
+class Stall(_ProxyFault):
+    """Params ``after`` (messages to let through first, default 0), ``stream`` ("upstream": hold
+    the next request, the default; "downstream": hold the next reply). ``wait(timeout)`` blocks
+    until the stall engaged, so a test acts at that exact moment."""
+    name, method = "stall", "stall"
+    kind = "network"
+    description = ("a link passes its first `after` messages, then holds the next until healed: "
+                   "a stall placed exactly between two round trips")
+
+    def wait(self, timeout: float = 10.0) -> bool:
+        handle = getattr(self, "handle", None)
+        return bool(handle is not None and handle.wait_held(timeout))
 
 
 # -- clocks --------------------------------------------------------------------------------------
@@ -443,7 +458,7 @@ class Concurrency(Condition):
 
 FAULTS: dict[str, type[Fault]] = {cls.name: cls for cls in (
     Pause, Kill, MemberKill, Restart, BrokerRestart, Partition, Blackhole, Latency, Reset, Refuse,
-    Bandwidth, Slicer, ClockSkew, ClockJump, ClockDrift, Crash, Duplicate, Reorder, Delay,
+    Bandwidth, Slicer, Stall, ClockSkew, ClockJump, ClockDrift, Crash, Duplicate, Reorder, Delay,
     ReplayPause, StandbyLag, Promote, ReplicaFailover, Concurrency)}
 KIT_FAULTS = frozenset(FAULTS)
 

@@ -19,7 +19,15 @@ slicer        average_size, size_variation (bytes),          chunks are cut into
               delay (microseconds)                           ``delay`` apart
 limit_data    bytes                                          the connection is closed once ``bytes``
                                                              have passed
+stall         after (messages)                               the first ``after`` chunks pass (counted
+                                                             over every connection of the proxy), then
+                                                             the next is held, with all that follows,
+                                                             until the toxic is removed; ``held`` in
+                                                             the toxic's ``state`` says it engaged
 ============  =============================================  ==========================================
+
+``stall`` is the kit's own (real Toxiproxy has no such toxic): it puts a stall at an exact point
+of a conversation, between two round trips, so a test can go through every such point in turn.
 
 ``stream`` is ``"upstream"`` (client -> server) or ``"downstream"`` (server -> client, the default),
 ``toxicity`` is the probability (0..1) that the toxic applies to a given connection.
@@ -39,6 +47,7 @@ TOXIC_TYPES: dict[str, dict[str, int]] = {
     "reset_peer": {"timeout": 0},
     "slicer": {"average_size": 0, "size_variation": 0, "delay": 0},
     "limit_data": {"bytes": 0},
+    "stall": {"after": 0},
 }
 STREAMS = ("upstream", "downstream")
 

@@ -92,6 +92,26 @@ class ToxicHandle:
             if status != 404:          # already gone (heal() or reset) is fine
                 _check(status, payload, f"removing toxic {name!r}")
 
+    def held(self) -> bool:
+        """For a ``stall``: whether it has engaged (a message is being held)."""
+        for name in self.names:
+            status, payload = self.proxy.transport.request(
+                "GET", f"/proxies/{self.proxy.name}/toxics/{name}")
+            if status == 200 and isinstance(payload, dict) and \
+                    (payload.get("state") or {}).get("held"):
+                return True
+        return False
+
+    def wait_held(self, timeout: float = 10.0, poll: float = 0.005) -> bool:
+        """Wait until the stall engaged (True) or ``timeout`` passed (False)."""
+        import time
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.held():
+                return True
+            time.sleep(poll)
+        return self.held()
+
     def __enter__(self) -> "ToxicHandle":
         return self
 
@@ -187,6 +207,11 @@ class Proxy:
     def limit_data(self, nbytes: int, stream: str = "downstream") -> ToxicHandle:
         """Close each connection once ``nbytes`` have passed in ``stream``."""
         return self.add("limit_data", stream, bytes=int(nbytes))
+
+    def stall(self, after: int = 0, stream: str = "upstream") -> ToxicHandle:
+        """Let ``after`` messages through ``stream``, then hold the next one (and all that
+        follow) until healed: a stall between two round trips. The kit's proxy only."""
+        return self.add("stall", stream, after=int(after))
 
     def slow_close(self, delay_ms: int, stream: str = "downstream") -> ToxicHandle:
         return self.add("slow_close", stream, delay=int(delay_ms))
