@@ -3,7 +3,7 @@ Every verdict comes from the participants' own ledgers, queried by the grader.""
 import pytest
 
 from splitbrain.grading import expect_valid
-from splitbrain.labsupport.saga_rig import POOR, SCARCE
+from rig.saga_rig import POOR, SCARCE
 
 
 @pytest.mark.points(10)

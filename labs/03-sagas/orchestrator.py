@@ -21,7 +21,7 @@ Interface (called by the grader; keep it):
 
 ``Orchestrator(pg_url, participants, step_timeout_s=1.0)``
     ``pg_url``: your own Postgres database (you may create tables in it).
-    ``participants``: a :class:`splitbrain.labsupport.saga.ParticipantClient` with ``reserve``,
+    ``participants``: a :class:`rig.saga.ParticipantClient` with ``reserve``,
     ``release``, ``charge``, ``refund``, ``schedule`` and ``cancel``. Each takes an idempotency
     ``key`` and the ``saga_id`` plus its own arguments, and returns or raises ``Declined`` (a
     definite no: nothing happened), ``OutcomeUnknown`` (maybe it happened: repeat the call with the
@@ -43,7 +43,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from splitbrain.labsupport.saga import Declined, ParticipantClient
+from rig.saga import Declined, ParticipantClient
 
 STEPS = ("reserve", "charge", "schedule")
 

@@ -25,7 +25,7 @@ import time
 import psycopg
 from psycopg import errors
 
-from splitbrain.labsupport.saga import Declined, OutcomeUnknown, ParticipantClient
+from rig.saga import Declined, OutcomeUnknown, ParticipantClient
 
 STEPS = ("reserve", "charge", "schedule")
 UNDO = {"reserve": "release", "charge": "refund", "schedule": "cancel"}

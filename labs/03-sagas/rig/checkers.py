@@ -1,4 +1,4 @@
-"""Saga atomicity, judged from the participants' own ledgers (lab 03).
+"""Saga atomicity, judged from the participants' own ledgers.
 
 Every saga must end **fully done** (the item reserved, the card charged, the parcel scheduled, each
 exactly once) or **fully compensated** (every effect undone, each exactly once, nothing undone that
@@ -13,10 +13,10 @@ adds the effects up per saga, and names what is wrong:
 * ``unknown-saga``: effects recorded under a saga id that was never booked;
 * ``money-not-conserved`` / ``stock-not-conserved``: the totals do not add up to the done sagas.
 
-Input is plain data: ledger rows as dicts (``service, op, key, saga_id, args, status``), the orders
-by saga id (``sku, qty, account, amount, address``), what each saga must end as (``"done"``,
-``"compensated"`` or ``"either"``), optionally what the orchestrator reported, and the history
-whose events carry the idempotency keys (for the evidence).
+Input is plain data: ledger rows (dicts or ``rig.saga_server.LedgerRow``: ``service, op, key,
+saga_id, args, status``), the orders by saga id (``sku, qty, account, amount, address``), what each
+saga must end as (``"done"``, ``"compensated"`` or ``"either"``), optionally what the orchestrator
+reported, and the history whose participant calls carry the idempotency keys (for the evidence).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from splitbrain.checkers.base import Anomaly, Verdict, verdict
+from splitbrain.checkers.base import Anomaly, Verdict, get, verdict
 from splitbrain.history import History
 
 __all__ = ["check_saga_ledger", "SagaSummary", "summarize", "effects", "STEPS"]
@@ -82,13 +82,13 @@ def summarize(rows: Iterable[Mapping[str, Any]]) -> dict[str, SagaSummary]:
     """Add up the successful ledger rows per saga."""
     out: dict[str, SagaSummary] = {}
     for r in rows:
-        r = r.to_dict() if hasattr(r, "to_dict") else r
-        if r["status"] != "ok":
+        if get(r, "status") != "ok":
             continue
-        s = out.setdefault(r["saga_id"], SagaSummary(r["saga_id"]))
-        op, a = r["op"], r["args"]
+        sid = get(r, "saga_id")
+        s = out.setdefault(sid, SagaSummary(sid))
+        op, a = get(r, "op"), get(r, "args")
         s.counts[op] += 1
-        s.keys.append(r["key"])
+        s.keys.append(get(r, "key"))
         sign = 1 if op in _FORWARD else -1
         if op in ("reserve", "release"):
             s.stock[a["sku"]] += sign * a["qty"]
@@ -100,11 +100,13 @@ def summarize(rows: Iterable[Mapping[str, Any]]) -> dict[str, SagaSummary]:
 
 
 def _evidence(history: History | None, keys: Iterable[str]) -> tuple[int, ...]:
+    """The history events of the participant calls made with these idempotency keys (a
+    participant records its calls with named arguments only: ``key``, ``saga_id``, ...)."""
     if history is None:
         return ()
     keys = set(keys)
-    return tuple(e.index for e in history.events
-                 if not e.fault and isinstance(e.value, dict) and e.value.get("key") in keys)
+    return tuple(sorted(i for op in history.operations() if op.kwargs.get("key") in keys
+                        for i in op.events))
 
 
 def check_saga_ledger(rows: Iterable[Mapping[str, Any]], orders: Mapping[str, Mapping[str, Any]],
@@ -193,10 +195,10 @@ def effects(rows: Iterable[Mapping[str, Any]]) -> list[dict]:
     ``check_sagas(effects(rows), STEPS)`` and ``viz.saga_graph(STEPS, effects(rows))`` work on them."""
     out = []
     for r in rows:
-        r = r.to_dict() if hasattr(r, "to_dict") else r
-        if r["status"] != "ok":
+        if get(r, "status") != "ok":
             continue
-        fwd = r["op"] in _FORWARD
-        out.append({"saga": r["saga_id"], "step": r["op"] if fwd else _BACKWARD[r["op"]],
-                    "action": "do" if fwd else "undo", "key": r["key"]})
+        op = get(r, "op")
+        fwd = op in _FORWARD
+        out.append({"saga": get(r, "saga_id"), "step": op if fwd else _BACKWARD[op],
+                    "action": "do" if fwd else "undo", "key": get(r, "key")})
     return out

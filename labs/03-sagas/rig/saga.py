@@ -21,8 +21,9 @@ Operations (``service.op``: arguments; business refusal):
 * ``shipping.cancel``: address; cancels one scheduled shipment (the compensation of schedule).
 
 Every call also names its ``saga_id``: the participants keep it with the record so that the grader
-can add up, per saga, what really happened. The server (:mod:`splitbrain.labsupport.saga_server`)
-runs in the grader's process and injects faults; this module is what the learner's code imports.
+can add up, per saga, what really happened. The server (:mod:`rig.saga_server`) runs in the
+grader's process, and the grader's faults act on it; this module is what the learner's code
+imports (``from rig.saga import Declined, OutcomeUnknown, ParticipantClient``).
 """
 from __future__ import annotations
 
@@ -167,10 +168,10 @@ class ParticipantClient:
 
 
 def participants(resources: dict, timeout_s: float | None = None) -> ParticipantClient:
-    """Sandbox helper: ``Ref("splitbrain.labsupport.saga:participants")`` builds a client inside a
-    worker from ``resources["saga_url"]``."""
+    """Sandbox helper: ``Ref("rig.saga:participants")`` builds a client inside a worker from
+    ``resources["saga_url"]``."""
     url = resources.get("saga_url")
     if not url:
         raise ValueError("this worker has no resources['saga_url']: start the participants with "
-                         "splitbrain.labsupport.saga_server.Participants and pass its url")
+                         "rig.saga_server.Participants and pass its url")
     return ParticipantClient(url, timeout_s=timeout_s)

@@ -1,31 +1,40 @@
 """The rig of lab 03, shared by the hidden tests, the public tests and the notebook.
 
-``SagaRig`` holds the participants (in this process, with fault injection) and one sandboxed worker
-running the learner's ``Orchestrator``. It books orders, crashes the orchestrator at the moment a
-participant receives or commits a call, restarts it and runs ``recover()``, and judges every saga
-from the participants' own ledgers (never from what the orchestrator says about itself).
+``SagaRig`` holds the participants (in this process) and one sandboxed worker running the
+learner's ``Orchestrator``. It books orders, kills the orchestrator at the moment a participant
+receives or commits a call, restarts it and runs ``recover()``, makes participants lose answers,
+answer 503 or decline, delivers bookings twice, and judges every saga from the participants' own
+ledgers (never from what the orchestrator says about itself). Every fault goes through the
+nemesis, which records it in the history.
 
 ```python
-rig = SagaRig.open(ns, spawn, history)          # participants + worker, standard shop
+rig = SagaRig.open(ns, spawn, history, nemesis)  # participants + worker, standard shop
 rig.book("s1", rig.order())                      # a saga that can complete
 rig.crash("payment.charge", "after", "s2")       # kill the orchestrator right after the charge
 rig.book("s2", rig.order())                      # -> None: the orchestrator died
 rig.restart_and_recover()
+rig.lose_reply("payment.refund", "s3")           # the nemesis's "lost-reply" on payment
+with nemesis.fault("duplicate", rig.bookings, p=1.0):
+    rig.book("s4", rig.order())                  # delivered twice
 verdict = rig.judge()
 ```
 """
 from __future__ import annotations
 
+import random
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from rig import faults as _faults  # noqa: F401  (the faults the rig injects, also in a notebook)
+from rig.checkers import check_saga_ledger
+from rig.saga import OPERATIONS
+from rig.saga_server import Participants
 from splitbrain.checkers.base import Anomaly, Verdict
-from splitbrain.checkers.saga_lab import check_saga_ledger
+from splitbrain.faults.registry import Fault
 from splitbrain.history import History
-from splitbrain.labsupport.saga_server import Participants
 
-__all__ = ["SagaRig", "STOCK", "ACCOUNTS", "BLOCKED", "POOR", "SCARCE"]
+__all__ = ["SagaRig", "Bookings", "STOCK", "ACCOUNTS", "BLOCKED", "POOR", "SCARCE"]
 
 #: the shop every test starts from
 STOCK = {"widget": 1000, "gizmo": 1}
@@ -36,11 +45,46 @@ SCARCE = "gizmo"      # a sku with one item on the shelf
 COMPONENT_CLASS = "Orchestrator"
 
 
+class Bookings:
+    """How booking requests reach the orchestrator: the target of the kit's ``duplicate`` fault
+    (``configure(duplicate=p)`` / ``flush()``, like :class:`splitbrain.faults.delivery.Delivery`).
+
+    While ``duplicate`` is above 0, each booking is delivered again (with that probability, drawn
+    from ``seed``) right after its first delivery ends: a client that retried, a queue that
+    redelivered. When the first delivery killed the orchestrator, the copy reaches the restarted
+    process. Bookings go one at a time, so nothing is ever held back or reordered."""
+
+    def __init__(self, name: str = "orchestrator", seed: int = 0) -> None:
+        self.name = name
+        self.duplicate = 0.0
+        self.rng = random.Random(seed)
+
+    def configure(self, *, duplicate: float | None = None, reorder: float | None = None,
+                  delay: float | None = None) -> None:
+        if reorder or delay:
+            raise ValueError("bookings go to the orchestrator one at a time: they can be "
+                             "duplicated, not reordered or delayed")
+        if duplicate is not None:
+            if isinstance(duplicate, bool) or not isinstance(duplicate, (int, float)) \
+                    or not 0 <= duplicate <= 1:
+                raise ValueError(f"duplicate is a probability between 0 and 1, got {duplicate!r}")
+            self.duplicate = float(duplicate)
+
+    def flush(self) -> None:
+        """Nothing is held back: a copy is delivered as soon as the first delivery ends."""
+
+    def copies(self) -> int:
+        """How many times the next booking is delivered."""
+        return 2 if self.duplicate > 0 and self.rng.random() < self.duplicate else 1
+
+
 @dataclass
 class SagaRig:
     """Participants + one orchestrator worker; see the module docstring.
 
     spawn: ``spawn(name=..., resources=...)`` returning a sandbox ``Worker`` (the grading fixture).
+    nemesis: the ``Nemesis`` every fault goes through (the test's fixture, ``ex.nemesis`` in a
+        notebook); ``open`` makes one on ``history`` when none is given.
     step_timeout_s: what the orchestrator is told to wait for one answer.
     hold_s: how long a lost answer keeps the connection open before dropping it (for an
         orchestrator that never times out).
@@ -49,6 +93,7 @@ class SagaRig:
     parts: Participants
     spawn: Callable[..., Any]
     history: History
+    nemesis: Any = None
     step_timeout_s: float = 0.3
     hold_s: float = 1.0
     orders: dict[str, dict] = field(default_factory=dict)
@@ -58,23 +103,31 @@ class SagaRig:
     crashes: int = 0
 
     def __post_init__(self) -> None:
+        if self.nemesis is None:
+            from splitbrain.faults import Nemesis
+            self.nemesis = Nemesis(self.history)
+        for service in OPERATIONS:   # "lost-reply(payment)": shaded on the participant's lane
+            self.nemesis.add_target(service, self.parts)
         self._killed = threading.Event()
         self._killing = False
+        self._dead = False
         self._n = 0
         self.worker = None
         self.orch = None
+        self.bookings = Bookings()
 
     # -- set-up ----------------------------------------------------------------------------------
     @classmethod
-    def open(cls, ns: Any, spawn: Callable[..., Any], history: History, **kw: Any) -> "SagaRig":
+    def open(cls, ns: Any, spawn: Callable[..., Any], history: History, nemesis: Any = None,
+             **kw: Any) -> "SagaRig":
         """Participants on the namespace database (admin URL), the standard shop, one worker."""
         parts = Participants(ns.pg_admin_url, history=history)
         parts.stock(STOCK)
         parts.accounts(ACCOUNTS)
         parts.block(*BLOCKED)
         parts.start()
-        rig = cls(parts, spawn, history, **kw)
         try:
+            rig = cls(parts, spawn, history, nemesis, **kw)
             rig.start()
         except BaseException:
             parts.stop()
@@ -83,12 +136,12 @@ class SagaRig:
 
     def start(self) -> None:
         self.worker = self.spawn(name="orchestrator", resources={"saga_url": self.parts.url})
+        self.bookings.name = self.worker.name
         self._build()
 
     def _build(self) -> None:
         from splitbrain.sandbox import Ref
-        self.orch = self.worker.new(COMPONENT_CLASS, Ref("pg_url"),
-                                    Ref("splitbrain.labsupport.saga:participants"),
+        self.orch = self.worker.new(COMPONENT_CLASS, Ref("pg_url"), Ref("rig.saga:participants"),
                                     step_timeout_s=self.step_timeout_s)
 
     def close(self) -> None:
@@ -104,10 +157,22 @@ class SagaRig:
     # -- driving -----------------------------------------------------------------------------------
     def book(self, saga_id: str, order: dict, expect: str = "either") -> str | None:
         """Call ``book``; return its answer, or None when the orchestrator died or failed (the
-        ledgers decide anyway). ``expect``: "done", "compensated" or "either"."""
-        from splitbrain.sandbox import CallTimeout, RemoteError, WorkerDied
+        ledgers decide anyway). ``expect``: "done", "compensated" or "either". Under the
+        ``duplicate`` fault (on :attr:`bookings`) the same request is delivered again once the
+        first delivery ended, to a restarted orchestrator if it died; the last answer is
+        returned."""
         self.orders[saga_id] = order
         self.expected[saga_id] = expect
+        copies = self.bookings.copies()
+        out = self._deliver(saga_id, order)
+        for _ in range(copies - 1):
+            if self._dead:   # the copy reaches a new process (nothing recovered first)
+                self.restart_and_recover(recover=False)
+            out = self._deliver(saga_id, order)
+        return out
+
+    def _deliver(self, saga_id: str, order: dict) -> str | None:
+        from splitbrain.sandbox import CallTimeout, RemoteError, WorkerDied
         try:
             out = self.orch.book(saga_id, order)
         except WorkerDied:
@@ -128,27 +193,42 @@ class SagaRig:
 
     def crash(self, op: str, when: str, saga_id: str | None = None) -> None:
         """Kill the orchestrator when ``op`` of ``saga_id`` arrives (``when="before"``: nothing
-        done) or right after the participant committed it (``"after"``)."""
+        done) or right after the participant committed it (``"after"``). The participant arms
+        the moment; the kill (the kit's ``kill``) goes through the nemesis when it comes."""
         if when not in ("before", "after"):
             raise ValueError(f"when must be 'before' or 'after', got {when!r}")
-        self.parts.arm(op, f"crash-{when}", saga_id, on_fire=self._kill)
+        self.parts.arm(op, f"crash-{when}", saga_id,
+                       on_fire=lambda: self._kill(op=op, when=when, saga_id=saga_id))
 
-    def lose_reply(self, op: str, saga_id: str | None = None, times: int = 1) -> None:
-        """The participant does the work, and its answer is lost."""
-        self.parts.arm(op, "lost-reply", saga_id, times=times, hold_s=self.hold_s)
+    def lose_reply(self, op: str, saga_id: str | None = None, times: int = 1) -> Fault:
+        """The participant does the work, and its answer is lost (the ``lost-reply`` fault)."""
+        return self._inject("lost-reply", op, saga_id, times=times, hold_s=self.hold_s)
 
-    def unavailable(self, op: str, saga_id: str | None = None, times: int = 1) -> None:
-        """The participant answers 503 (and does nothing) ``times`` times."""
-        self.parts.arm(op, "unavailable", saga_id, times=times)
+    def unavailable(self, op: str, saga_id: str | None = None, times: int = 1) -> Fault:
+        """The participant answers 503 (and does nothing) ``times`` times (``unavailable``)."""
+        return self._inject("unavailable", op, saga_id, times=times)
 
-    def _kill(self) -> None:
+    def decline(self, op: str, saga_id: str | None = None) -> Fault:
+        """The participant refuses the step ``op`` of ``saga_id`` every time it is asked
+        (``decline``), as a card that stays declined."""
+        return self._inject("decline", op, saga_id)
+
+    def _inject(self, name: str, op: str, saga_id: str | None, **params: Any) -> Fault:
+        service = op.partition(".")[0] if isinstance(op, str) else ""
+        target = service if service in OPERATIONS else self.parts  # a bad op: the fault says why
+        return self.nemesis.inject(name, target, op=op, saga_id=saga_id, **params)
+
+    def _kill(self, **where: Any) -> None:
         self._killing = True
         self.crashes += 1
-        self.worker.kill()
-        self._killed.set()
+        try:
+            self.nemesis.inject("kill", self.worker, **where)
+        finally:
+            self._killed.set()
 
     def _after_death(self) -> None:
         # the kill runs on the participants' thread; let it finish before anyone restarts
+        self._dead = True
         self._killed.wait(10)
 
     def restart_and_recover(self, recover: bool = True) -> dict | None:
@@ -158,7 +238,8 @@ class SagaRig:
             self._killed.wait(10)
         self._killing = False
         self._killed.clear()
-        self.worker.restart()
+        self.nemesis.inject("restart", self.worker)
+        self._dead = False
         self._build()
         if not recover:
             return None
@@ -208,8 +289,8 @@ class SagaRig:
     def picture(self, saga_id: str | None = None, crash: tuple[str, str] | None = None):
         """The saga graph (``splitbrain.viz.saga_graph``) from the ledgers; ``crash=(op, when)``
         marks where the orchestrator was killed."""
-        from splitbrain.checkers.saga_lab import STEPS, effects
-        from splitbrain.labsupport.saga import COMPENSATION_OF
+        from rig.checkers import STEPS, effects
+        from rig.saga import COMPENSATION_OF
         from splitbrain.viz import saga_graph
         rows = self.parts.ledger()
         title = None
@@ -250,14 +331,14 @@ class SagaRig:
         return fig
 
 
-def _rig_fixture(ns: Any, spawn: Callable[..., Any], history: History):
-    r = SagaRig.open(ns, spawn, history)
+def _rig_fixture(ns: Any, spawn: Callable[..., Any], history: History, nemesis: Any):
+    r = SagaRig.open(ns, spawn, history, nemesis)
     yield r
     r.close()
 
 
-try:  # the `rig` fixture for hidden and public tests (needs the grading plugin's fixtures)
-    import pytest
-    rig = pytest.fixture(_rig_fixture, name="rig")
+try:  # the `rig` fixture for hidden and public tests (needs the grading plugin's fixtures):
+    import pytest  # `from rig.saga_rig import rig_fixture` makes it available to a test module
+    rig_fixture = pytest.fixture(_rig_fixture, name="rig")
 except ImportError:  # pragma: no cover - pytest is a dependency of the kit
     pass

@@ -1,10 +1,10 @@
-"""The saga-atomicity checker on hand-written ledgers (no services)."""
+"""Lab 03's saga-atomicity checker (rig.checkers) on hand-written ledgers (no services)."""
 from __future__ import annotations
 
 import pytest
 
-from splitbrain.checkers.saga_lab import check_saga_ledger, summarize
-from splitbrain.history import History
+from rig.checkers import check_saga_ledger, summarize
+from splitbrain.history import History, call_value
 
 ORDER = {"sku": "widget", "qty": 2, "account": "alice", "amount": 30, "address": "Main St 1"}
 
@@ -115,9 +115,10 @@ def test_effects_under_an_unbooked_saga_id_are_reported():
 
 def test_evidence_points_at_the_participant_events_with_the_keys():
     h = History()
-    h.invoke("payment", "refund", {"saga_id": "s1", "key": "u1"})
-    h.invoke("payment", "refund", {"saga_id": "s1", "key": "u2"})
-    h.fault("lost-reply", target="payment.refund", saga_id="s1")
+    h.invoke("payment", "refund", call_value((), {"saga_id": "s1", "key": "u1"}))
+    h.invoke("payment", "refund", call_value((), {"saga_id": "s1", "key": "u2"}))
+    h.fault("lost-reply", target="payment", op="payment.refund", saga_id="s1")
+    h.invoke("orchestrator", "book", call_value(["u1", {}]))  # a saga id is not a key
     rows = [row("reserve", "r"), row("charge", "c"), row("refund", "u1"), row("refund", "u2"),
             row("release", "r-undo")]
     v = check_saga_ledger(rows, {"s1": ORDER}, history=h)
@@ -139,7 +140,7 @@ def test_bad_expected_outcome_is_a_clear_error():
 
 def test_effects_feed_the_generic_saga_checker_and_agree_on_the_state():
     from splitbrain.checkers.saga import check_sagas
-    from splitbrain.checkers.saga_lab import STEPS, effects
+    from rig.checkers import STEPS, effects
     assert check_sagas(effects(DONE), STEPS).valid is True
     assert check_sagas(effects(COMPENSATED), STEPS).valid is True
     rows = [row("reserve", "r"), row("charge", "c"), row("release", "r-undo")]

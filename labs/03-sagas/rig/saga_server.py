@@ -2,15 +2,21 @@
 
 ``Participants(admin_url)`` creates the ``inventory``, ``payment`` and ``shipping`` schemas in the
 namespace database (with the admin URL: the learner's restricted role cannot read or write them),
-serves the operations described in :mod:`splitbrain.labsupport.saga`, records every call in a
-:class:`~splitbrain.history.History`, and lets the grader arm faults on the next call of one
-operation for one saga:
+serves the operations described in :mod:`rig.saga`, records every call in a
+:class:`~splitbrain.history.History`, and lets the grader arm faults on the calls of one operation
+for one saga (:meth:`Participants.arm`):
 
 * ``"unavailable"``: answer 503 and do nothing (a participant restarting);
 * ``"lost-reply"``: do the work and commit, then never answer: hold the connection until the caller
   gives up (or ``hold_s`` passes) and close it (the answer lost on the way back);
+* ``"decline"``: refuse the step, every time it is asked while armed (a card that stays declined);
+  recorded in the ledger as a refusal, exactly like one the participant's data causes;
 * ``"crash-before"``: call ``on_fire`` (the grader kills the orchestrator) before doing anything;
 * ``"crash-after"``: commit the work, then call ``on_fire`` before answering.
+
+The server records no fault itself: tests inject the first three through the nemesis
+(:mod:`rig.faults`), which records them, and the crash triggers' ``on_fire`` kills the
+orchestrator through the nemesis too (the kit's ``kill``).
 
 Truth for grading is :meth:`Participants.ledger`: the grader's own query of the three ledgers.
 """
@@ -22,17 +28,19 @@ import select
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-from splitbrain.history import History
-from splitbrain.labsupport.saga import OPERATIONS
+from rig.saga import COMPENSATION_OF, OPERATIONS
+from splitbrain.history import History, call_value
 
-__all__ = ["Participants", "LedgerRow", "FAULT_KINDS", "SCHEMA_SQL"]
+__all__ = ["Participants", "LedgerRow", "Armed", "FAULT_KINDS", "SCHEMA_SQL"]
 
+#: faults that act on one call each (``times`` calls); "decline" holds while it is armed
 FAULT_KINDS = ("unavailable", "lost-reply", "crash-before", "crash-after")
+ARMABLE = (*FAULT_KINDS, "decline")
 
 SCHEMA_SQL = """
 CREATE SCHEMA IF NOT EXISTS inventory;
@@ -71,13 +79,21 @@ class LedgerRow:
                 "args": self.args, "status": self.status, "seq": self.seq, "at": self.at}
 
 
-@dataclass
-class _Fault:
+@dataclass(eq=False)
+class Armed:
+    """One fault armed on the participants: ``kind`` on the calls of ``op`` for ``saga_id`` (any
+    saga when None). ``fired`` counts the calls it took; once ``times`` calls have been served it
+    is spent, leaves the server and ``on_spent()`` is called (a decline is never spent)."""
+
+    op: str
     kind: str
+    saga_id: str | None
     times: int
     hold_s: float
-    on_fire: Callable[[], Any] | None
+    on_fire: Callable[[], Any] | None = None
+    on_spent: Callable[[], Any] | None = None
     fired: int = 0
+    served: int = 0
 
 
 class _Refused(Exception):
@@ -91,15 +107,18 @@ class Participants:
     """Inventory, payment and shipping behind one HTTP server; see the module docstring.
 
     admin_url: the namespace database, as a role that may create schemas (the grader's URL).
-    history: where calls and faults are recorded (a new one if not given).
+    history: where calls are recorded (a new one if not given).
     """
+
+    #: the label a fault on this server carries in a history (``target_name``)
+    name: ClassVar[str] = "participants"
 
     admin_url: str
     history: History = field(default_factory=History)
 
     def __post_init__(self) -> None:
         self._pool: queue.LifoQueue = queue.LifoQueue()
-        self._faults: dict[tuple[str, str | None], list[_Fault]] = {}
+        self._faults: dict[tuple[str, str | None], list[Armed]] = {}
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -132,40 +151,90 @@ class Participants:
                              (a,))
 
     # -- faults ----------------------------------------------------------------------------------
-    def arm(self, op: str, kind: str, saga_id: str | None = None, *, times: int = 1,
-            hold_s: float = 2.0, on_fire: Callable[[], Any] | None = None) -> None:
-        """Make the next ``times`` calls of ``op`` (``"payment.charge"``) for ``saga_id`` (any saga
-        when None) suffer ``kind`` (one of FAULT_KINDS)."""
-        service, _, name = op.partition(".")
+    @staticmethod
+    def check_fault(op: str, kind: str) -> None:
+        """Raise ValueError when ``kind`` cannot be armed on ``op`` (named service.op)."""
+        service, _, name = op.partition(".") if isinstance(op, str) else ("", "", "")
         if service not in OPERATIONS or name not in OPERATIONS[service]:
-            raise ValueError(f"unknown operation {op!r}; use service.op such as 'payment.charge'")
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault {kind!r}; one of {', '.join(FAULT_KINDS)}")
+            known = ", ".join(f"{s}.{o}" for s in OPERATIONS for o in OPERATIONS[s])
+            raise ValueError(f"unknown operation {op!r}; use service.op, one of {known}")
+        if kind not in ARMABLE:
+            raise ValueError(f"unknown fault {kind!r}; one of {', '.join(ARMABLE)}")
+        if kind == "decline" and name not in COMPENSATION_OF:
+            raise ValueError(f"{op} is a compensation, and a participant never refuses one in "
+                             f"this lab; decline one of the steps "
+                             f"({', '.join(sorted(COMPENSATION_OF))})")
+
+    def arm(self, op: str, kind: str, saga_id: str | None = None, *, times: int = 1,
+            hold_s: float = 2.0, on_fire: Callable[[], Any] | None = None,
+            on_spent: Callable[[], Any] | None = None) -> Armed:
+        """Make the next ``times`` calls of ``op`` (``"payment.charge"``) for ``saga_id`` (any saga
+        when None) suffer ``kind`` (one of FAULT_KINDS, or ``"decline"``: every call until it is
+        disarmed). Returns the armed fault, for :meth:`disarm`. ``on_spent()`` is called once the
+        last of its calls has been served."""
+        self.check_fault(op, kind)
         if kind.startswith("crash") and on_fire is None:
             raise ValueError(f"a {kind} fault needs on_fire (what to kill)")
+        armed = Armed(op, kind, saga_id, int(times), float(hold_s), on_fire, on_spent)
         with self._lock:
-            self._faults.setdefault((op, saga_id), []).append(
-                _Fault(kind, int(times), float(hold_s), on_fire))
+            self._faults.setdefault((op, saga_id), []).append(armed)
+        return armed
 
     def unfired(self) -> list[dict]:
-        """Faults armed for one saga that never fired: the call they waited for never came."""
+        """Faults armed for one saga's call that never fired: the call they waited for never came.
+        (A decline is a participant's answer, not a planned call: it is not counted.)"""
         with self._lock:
             return [{"op": op, "saga_id": saga, "kind": f.kind}
                     for (op, saga), fs in self._faults.items() for f in fs
-                    if saga is not None and f.fired == 0]
+                    if saga is not None and f.fired == 0 and f.kind in FAULT_KINDS]
 
-    def disarm(self) -> None:
+    def disarm(self, armed: Armed | None = None) -> None:
+        """Forget one armed fault (None: every fault)."""
         with self._lock:
-            self._faults.clear()
+            if armed is None:
+                self._faults.clear()
+                return
+            faults = self._faults.get((armed.op, armed.saga_id), [])
+            if armed in faults:
+                faults.remove(armed)
 
-    def _take_fault(self, op: str, saga_id: str) -> _Fault | None:
+    def _take_fault(self, op: str, saga_id: str) -> Armed | None:
         with self._lock:
             for k in ((op, saga_id), (op, None)):
                 for f in self._faults.get(k, []):
-                    if f.fired < f.times:
+                    if f.kind in FAULT_KINDS and f.fired < f.times:
                         f.fired += 1
                         return f
         return None
+
+    def _served(self, fault: Armed) -> None:
+        """One call a fault took has been answered (or not): forget the fault once it is spent."""
+        with self._lock:
+            fault.served += 1
+            spent = fault.served >= fault.times
+            faults = self._faults.get((fault.op, fault.saga_id), [])
+            if spent and fault in faults:
+                faults.remove(fault)
+            else:
+                spent = False
+        if spent and fault.on_spent is not None:
+            fault.on_spent()
+
+    def _declined(self, op: str, saga_id: str, args: dict) -> str | None:
+        """The refusal of an armed decline for this call, if any (the reason the participant's
+        data would give)."""
+        with self._lock:
+            armed = next((f for k in ((op, saga_id), (op, None)) for f in self._faults.get(k, [])
+                          if f.kind == "decline"), None)
+            if armed is None:
+                return None
+            armed.fired += 1
+        name = op.partition(".")[2]
+        if name == "reserve":
+            return f"not enough {args['sku']} in stock"
+        if name == "charge":
+            return f"card of {args['account']} declined"
+        return f"no carrier serves {args['address']}"
 
     # -- server ------------------------------------------------------------------------------------
     @property
@@ -269,7 +338,9 @@ class Participants:
                                         f"{service}.{old_op} {old_args} of saga {old_saga}; "
                                         f"use one key per operation")
                 return status, {"status": status, "reason": reason, "key": key, "replayed": True}
-            reason = self._apply(conn, service, op, args)
+            reason = self._declined(f"{service}.{op}", saga, args)
+            if reason is None:
+                reason = self._apply(conn, service, op, args)
             status = "declined" if reason else "ok"
             conn.execute(f"UPDATE {service}.ledger SET status = %s, reason = %s WHERE key = %s",
                          (status, reason, key))
@@ -341,19 +412,19 @@ class _Handler(BaseHTTPRequestHandler):
         name = f"{service}.{op}"
         saga = str(req.get("saga_id"))
         h = parts.history
-        inv = h.invoke(service, op, {"saga_id": saga, "key": req.get("key"),
-                                     **{n: req.get(n) for n in OPERATIONS[service][op]}})
+        inv = h.invoke(service, op, call_value((), {
+            "saga_id": saga, "key": req.get("key"),
+            **{n: req.get(n) for n in OPERATIONS[service][op]}}))
         fault = parts._take_fault(name, saga)
         if fault:
             parts.fired.append({"op": name, "saga_id": saga, "kind": fault.kind})
-            h.fault(fault.kind, target=name, saga_id=saga)
         try:
             self._serve(service, op, req, inv, fault)
         finally:
             if fault:
-                h.fault(fault.kind, target=name, phase="end", saga_id=saga)
+                parts._served(fault)
 
-    def _serve(self, service: str, op: str, req: dict, inv: Any, fault: "_Fault | None") -> None:
+    def _serve(self, service: str, op: str, req: dict, inv: Any, fault: Armed | None) -> None:
         parts, h = self.parts, self.parts.history
         try:
             if fault and fault.kind == "unavailable":

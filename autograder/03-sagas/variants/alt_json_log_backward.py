@@ -1,8 +1,8 @@
 """A different correct design: one row per saga with a JSON log; recovery always goes backward."""
-import json, time
+import time
 import psycopg
 from psycopg.types.json import Jsonb
-from splitbrain.labsupport.saga import Declined, OutcomeUnknown
+from rig.saga import Declined, OutcomeUnknown
 
 FWD = [("reserve", "release", ("sku", "qty")), ("charge", "refund", ("account", "amount")),
        ("schedule", "cancel", ("address",))]

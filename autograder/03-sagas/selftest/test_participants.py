@@ -1,5 +1,5 @@
-"""Lab 03's participants against real Postgres: idempotency keys, refusals, injected faults, and
-the wall between them and the learner's restricted role. The checker's truth is their ledger, so
+"""Lab 03's participants (rig.saga_server) against real Postgres: idempotency keys, refusals, armed
+faults, and the wall between them and the learner's restricted role. The checker's truth is their ledger, so
 these properties are what make a saga verdict trustworthy."""
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import threading
 import psycopg
 import pytest
 
-from splitbrain.checkers.saga_lab import check_saga_ledger
-from splitbrain.labsupport.saga import BadRequest, Declined, OutcomeUnknown, ParticipantClient
-from splitbrain.labsupport.saga_server import Participants
+from rig.checkers import check_saga_ledger
+from rig.saga import BadRequest, Declined, OutcomeUnknown, ParticipantClient
+from rig.saga_server import Participants
 
 ORDER = {"sku": "widget", "qty": 2, "account": "alice", "amount": 30, "address": "Main St 1"}
 
@@ -103,6 +103,43 @@ def test_unavailable_does_nothing_and_crash_faults_call_the_grader(parts, client
     assert fired.is_set() and parts.balances()["stock"]["widget"] == 4
     with pytest.raises(ValueError, match="needs on_fire"):
         parts.arm("inventory.reserve", "crash-before")
+
+
+def test_an_armed_decline_refuses_that_step_of_that_saga_until_disarmed(parts, client):
+    armed = parts.arm("payment.charge", "decline", "s1")
+    with pytest.raises(Declined, match="card of alice declined"):
+        client.charge(key="c1", saga_id="s1", account="alice", amount=30)
+    with pytest.raises(Declined):                       # a new key is refused too
+        client.charge(key="c2", saga_id="s1", account="alice", amount=30)
+    client.charge(key="c3", saga_id="s2", account="alice", amount=30)   # another saga is not
+    assert parts.balances()["accounts"]["alice"] == 70
+    assert [(r.key, r.status) for r in parts.ledger()] == [
+        ("c1", "declined"), ("c2", "declined"), ("c3", "ok")]
+    assert parts.unfired() == []                        # a decline is no planned call
+    parts.disarm(armed)
+    with pytest.raises(Declined):                       # the same key replays the refusal
+        client.charge(key="c1", saga_id="s1", account="alice", amount=30)
+    assert client.charge(key="c4", saga_id="s1", account="alice", amount=30)["status"] == "ok"
+    with pytest.raises(ValueError, match="compensation"):
+        parts.arm("payment.refund", "decline", "s1")
+
+
+def test_an_armed_fault_is_spent_after_its_calls_and_disarmed_alone(parts, client):
+    spent = threading.Event()    # called by the server's thread, once the answer has gone
+    first = parts.arm("payment.refund", "unavailable", "s1", times=2, on_spent=spent.set)
+    other = parts.arm("inventory.release", "unavailable", "s1")
+    assert len(parts.unfired()) == 2
+    parts.disarm(other)
+    assert parts.unfired() == [{"op": "payment.refund", "saga_id": "s1", "kind": "unavailable"}]
+    for _ in range(2):
+        assert not spent.is_set()
+        with pytest.raises(OutcomeUnknown, match="unavailable"):
+            client.refund(key="u", saga_id="s1", account="alice", amount=30)
+    assert spent.wait(5) and first.fired == 2
+    client.release(key="r", saga_id="s1", sku="widget", qty=1)     # disarmed: served
+    client.refund(key="u", saga_id="s1", account="alice", amount=30)
+    with pytest.raises(ValueError, match="unknown operation"):
+        parts.arm("payment.steal", "unavailable")
 
 
 def test_the_learners_role_cannot_read_or_write_the_participants_schemas(parts, ns):
