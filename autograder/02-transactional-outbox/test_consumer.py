@@ -4,7 +4,8 @@ import uuid
 
 import pytest
 
-from splitbrain.checkers.outbox import CANCELLED, PLACED, OrderTruth
+from rig.checkers import CANCELLED, PLACED, OrderTruth
+from rig.world import Replay
 from splitbrain.grading import expect_valid
 from splitbrain.sandbox import SandboxError
 
@@ -30,44 +31,40 @@ def events_and_truth(rng: random.Random, n: int = 10):
 
 
 @pytest.mark.points(20)
-@pytest.mark.faults("duplicate", "crash")
-def test_06_redelivered_events_are_applied_once(world, history, seed):
+@pytest.mark.faults("redeliver", "crash")
+def test_06_redelivered_events_are_applied_once(world, history, seed, nemesis):
     """The grader plays the topic into OrderProjection.handle the way a consumer group does after
     crashes and rebalances: from the last committed offset again, so events arrive twice; once the
     consumer dies right after its COMMIT and the event it was handling comes again."""
     rng = random.Random(f"outbox-consumer-{seed}")
     truth, log = events_and_truth(rng)
     w, proj = world.projection()
+    feed = Replay(log, name="consumer")     # the consumer group's position in the topic
     delivered = 0
     rewinds = sorted(rng.sample(range(3, len(log)), 2))
     crash_at = rng.randrange(len(log) // 2, len(log))
-    pos, crashed = 0, False
-    while pos < len(log):
-        if pos == crash_at and not crashed:
+    crashed = False
+    while not feed.done:
+        if feed.pos == crash_at and not crashed:
             crashed = True
-            w.arm_crash("after_commit", after=0)
-            history.fault("crash-point", "consumer", phase="start", point="after_commit")
+            crash = world.crash(w, "after_commit")
             try:
-                proj.handle(log[pos])
+                proj.handle(feed.current)
             except SandboxError:
                 pass
-            history.fault("crash-point", "consumer", phase="end", point="after_commit")
+            crash.heal()
             if w.alive:                          # it did not commit anything: move on
-                w.arm_crash("after_commit", after=10**6)
-                pos += 1
+                feed.ack()
                 continue
-            w.restart()
+            world.restart(w)
             proj = world.new(w, "OrderProjection")
             continue                             # the offset was not committed: deliver again
-        proj.handle(log[pos])
+        proj.handle(feed.current)
         delivered += 1
-        pos += 1
-        if rewinds and pos == rewinds[0]:
-            rewinds.pop(0)
-            back = rng.randint(2, 3)
-            history.fault("redeliver", "consumer", phase="start", events=back)
-            history.fault("redeliver", "consumer", phase="end")
-            pos -= back                          # a rebalance: the last events come again
+        feed.ack()
+        if rewinds and feed.pos == rewinds[0]:
+            rewinds.pop(0)                       # a rebalance: the last events come again
+            nemesis.inject("redeliver", feed, events=rng.randint(2, 3))
     with world.admin() as conn:
         for oid, o in truth.items():
             conn.execute("INSERT INTO orders (id, customer, amount, status) VALUES (%s,%s,%s,%s)",

@@ -45,26 +45,26 @@ def test_02_crash_right_after_commit_loses_no_event(world, history):
     w, svc = world.app()
     place_batch(world, svc, 1, 4)
     for action in ("place", "cancel"):
-        w.arm_crash("after_commit", after=0)
-        history.fault("crash-point", "app", phase="start", point="after_commit")
+        crash = world.crash(w, "after_commit")
         if action == "place":
             world.place(svc, "o100", "ada", 100)
         else:
             world.cancel(svc, "o002")
-        history.fault("crash-point", "app", phase="end", point="after_commit")
+        crash.heal()
         if not w.alive:                     # it died at the COMMIT: a new process takes over
-            w.restart()
+            world.restart(w)
             svc = world.new(w, "OrderService")
     place_batch(world, svc, 5, 4)
     # the relay dies after the broker acknowledged its batch, before its own COMMIT
     w_relay, relay = world.relay()
-    w_relay.arm_crash("before_commit", after=0)
+    crash = world.crash(w_relay, "before_commit")
     try:
         relay.run_once(500, 5.0)
     except SandboxError:
         pass
+    crash.heal()
     if not w_relay.alive:
-        w_relay.restart()
+        world.restart(w_relay)
         relay = world.new(w_relay, "Relay")
     world.drain([relay])
     expect_valid(world.check(), history, hint=HINT_LOST)
@@ -72,7 +72,7 @@ def test_02_crash_right_after_commit_loses_no_event(world, history):
 
 @pytest.mark.points(15)
 @pytest.mark.faults("partition", "kill")
-def test_03_broker_partition_then_relay_killed_loses_no_event(world, history):
+def test_03_broker_partition_then_relay_killed_loses_no_event(world, history, nemesis):
     """The broker is unreachable while orders come in and while the relay tries to publish; the
     service and the relay are killed before the network heals (a deploy during the outage); a new
     relay must publish everything that committed."""
@@ -80,15 +80,16 @@ def test_03_broker_partition_then_relay_killed_loses_no_event(world, history):
     w_relay, relay = world.relay()
     place_batch(world, svc, 1, 3)
     world.drain([relay])
-    world.kafka.partition()
+    cut = nemesis.inject("partition", world.kafka)
     place_batch(world, svc, 4, 6)
     try:
         relay.run_once(500, 1.0)
     except SandboxError:
         pass
-    w_app.kill()
-    w_relay.kill()
-    world.kafka.heal(drop_held=True)       # what the dead processes had sent is gone
+    nemesis.inject("kill", w_app)
+    nemesis.inject("kill", w_relay)
+    world.kafka.wait_disconnected()        # what the dead processes had sent is gone
+    cut.heal()
     _, relay2 = world.relay("relay-2")
     world.drain([relay2])
     expect_valid(world.check(), history,

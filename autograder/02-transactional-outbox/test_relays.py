@@ -1,8 +1,8 @@
 """Relays that run twice at once, and connections that reset under the service and the relay."""
 import pytest
 
+from rig.world import liveness
 from splitbrain.grading import expect_valid
-from splitbrain.labsupport.outbox_world import liveness
 from splitbrain.sandbox import SandboxError
 
 HOLDING_CLAIM = """
@@ -14,7 +14,7 @@ SELECT count(*) FROM pg_stat_activity
 
 @pytest.mark.points(15)
 @pytest.mark.faults("concurrency", "latency")
-def test_04_two_relays_keep_each_orders_events_in_order(world, history, proxy):
+def test_04_two_relays_keep_each_orders_events_in_order(world, history, proxy, nemesis):
     """Twenty orders are placed, then ten cancelled. Relay A claims a batch but its database
     replies are slow; relay B runs meanwhile. No order's OrderCancelled may overtake its
     OrderPlaced, and nothing may be lost."""
@@ -28,18 +28,19 @@ def test_04_two_relays_keep_each_orders_events_in_order(world, history, proxy):
     for i in range(2, 21, 2):
         world.cancel(svc, f"o{i:03d}")
     world.shut_down(svc)
-    lag = slow.latency(1500)
-    first = relay_a.run_once.async_(10, 5.0)
-    with world.admin() as conn:
-        world.wait_for(lambda: first.done() or conn.execute(HOLDING_CLAIM).fetchone()[0] > 0,
-                       8.0,
-                       "relay A holds its claim")
-    world.drain([relay_b])
-    lag.remove()
-    try:
-        first.result(timeout=30)
-    except SandboxError:
-        pass
+    lag = nemesis.inject("latency", slow, ms=1500)
+    with nemesis.fault("concurrency"):       # relay B runs while relay A holds its claim
+        first = relay_a.run_once.async_(10, 5.0)
+        with world.admin() as conn:
+            world.wait_for(lambda: first.done() or conn.execute(HOLDING_CLAIM).fetchone()[0] > 0,
+                           8.0,
+                           "relay A holds its claim")
+        world.drain([relay_b])
+        lag.heal()
+        try:
+            first.result(timeout=30)
+        except SandboxError:
+            pass
     world.drain([relay_a, relay_b])
     expect_valid(world.check(), history,
                  hint="With FOR UPDATE SKIP LOCKED the second relay takes the rows the first one "
@@ -48,8 +49,8 @@ def test_04_two_relays_keep_each_orders_events_in_order(world, history, proxy):
 
 
 @pytest.mark.points(10)
-@pytest.mark.faults("connection-reset")
-def test_05_connection_reset_then_service_and_relay_recover(world, history, proxy):
+@pytest.mark.faults("reset")
+def test_05_connection_reset_then_service_and_relay_recover(world, history, proxy, nemesis):
     """Postgres connections of the service and the relay are reset (TCP RST) mid-request. After the
     network heals, both must work again and every committed change must be published."""
     flaky = proxy("postgres", world.ns)
@@ -58,14 +59,14 @@ def test_05_connection_reset_then_service_and_relay_recover(world, history, prox
     for i in range(1, 5):
         world.place(svc, f"o{i:03d}", f"c{i % 2}", 10 + i)
     world.drain([relay])
-    reset = flaky.reset_peer()
+    reset = nemesis.inject("reset", flaky)
     for i in range(5, 7):
         world.place(svc, f"o{i:03d}", f"c{i % 2}", 10 + i)
     try:
         relay.run_once(500, 1.0)
     except SandboxError:
         pass
-    reset.remove()
+    reset.heal()
     refused = []
     for i in range(7, 11):
         if not world.place(svc, f"o{i:03d}", f"c{i % 2}", 10 + i):

@@ -1,7 +1,7 @@
 """At-least-once delivery, no loss, no phantoms, duplicates, and per-key order.
 
-A producer that says "sent" and a consumer that never sees the message is the bug every outbox,
-relay and retry loop exists to prevent; a consumer that sees a message nobody committed is the bug
+A producer that says "sent" and a consumer that never sees the message is the bug every relay
+and retry loop exists to prevent; a consumer that sees a message nobody committed is the bug
 a dual write produces when the database rolls back after the broker said yes. Both are found by
 comparing what *must* have been delivered with what *was*.
 

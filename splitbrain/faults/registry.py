@@ -332,8 +332,8 @@ class Crash(Fault):
     def _heal(self) -> None:
         if self.target is None:
             crash.disarm(self.params["point"])
-        elif hasattr(self.target, "disarm_crash"):
-            self.target.disarm_crash(self.params["point"])
+        elif hasattr(self.target, "disarm_crash") and getattr(self.target, "alive", True):
+            self.target.disarm_crash(self.params["point"])   # a worker the crash killed is done
 
 
 # -- delivery --------------------------------------------------------------------------------------

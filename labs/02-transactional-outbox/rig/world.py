@@ -1,35 +1,42 @@
-"""Lab 02's test world, shared by the hidden tests and the public ones (``world`` fixture).
+"""Lab 02's test world, shared by the hidden tests, the public ones (the ``world`` fixture) and the
+notebook (``World``).
 
 One test gets: the lab's schema in its own database; a private tansu broker behind a fault proxy
 (the broker advertises the proxy's port, so every client -- the learner's and the grader's -- goes
 through it and a ``partition`` cuts them all); a topic with three partitions; helpers that spawn
 the learner's ``OrderService`` / ``Relay`` / ``OrderProjection`` in sandboxed workers, drain the
 relays, read the topic to its end and read the database's truth with the admin URL.
+
+Faults go through the world's nemesis (the test's ``nemesis`` fixture, or the notebook
+experiment's): ``world.crash(worker, "after_commit")`` arms a commit crash point,
+``nemesis.inject("partition", world.kafka)`` cuts the broker off, and
+``nemesis.inject("redeliver", replay, events=2)`` makes a :class:`Replay` deliver events again.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import psycopg
 import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from rig import faults as _faults  # noqa: F401  (registers "redeliver" for a notebook)
+from rig.checkers import OrderTruth, check_outbox, check_projection
+from rig.outbox import TopicRead, create_topic, read_topic
 from splitbrain.checkers.base import Anomaly, Verdict, verdict
-from splitbrain.checkers.outbox import OrderTruth, check_outbox, check_projection
-from splitbrain.labsupport.outbox import TopicRead, create_topic, read_topic
-from splitbrain.paths import labs_dir
+from splitbrain.history import call_value
 
-SLUG = "02-transactional-outbox"
-CONNECT = "splitbrain.labsupport.outbox:connector"
+CONNECT = "rig.outbox:connector"
 PARTITIONS = 3
 
 
 def schema_path() -> Path:
-    return labs_dir() / SLUG / "schema.sql"
+    """The lab's schema.sql, beside this rig (grader side only: workers never read it)."""
+    return Path(__file__).resolve().parent.parent / "schema.sql"
 
 
 def prepare(ns: Any) -> None:
@@ -56,14 +63,16 @@ class Ledger:
 
 
 class KafkaBehindProxy:
-    """A private tansu whose only way in is a fault proxy (``proxy`` has the fault methods)."""
+    """A private tansu whose only way in is a fault proxy. As a fault target it is ``"kafka"``:
+    ``nemesis.inject("partition", world.kafka)`` holds every byte to and from the broker."""
 
-    def __init__(self, history, seed: int) -> None:
+    name = "kafka"
+
+    def __init__(self, seed: int) -> None:
         from splitbrain.faults.proxy import FaultProxy
         from splitbrain.services import spawn_kafka
         from splitbrain.services.procs import free_port
 
-        self.history = history
         port = free_port()
         self.proxy = FaultProxy(f"kafka-{seed}-{port}", seed=seed)
         self.port = self.proxy.start(("127.0.0.1", port))
@@ -73,30 +82,23 @@ class KafkaBehindProxy:
             self.proxy.stop()
             raise
         self.bootstrap = f"127.0.0.1:{self.port}"
-        self._handle = None
 
-    def partition(self) -> None:
-        """Cut every client off the broker: bytes are held, connections close after 500 ms."""
-        self._handle = self.proxy.blackhole(timeout_ms=500)
-        self.history.fault("partition", "kafka", phase="start")
+    def blackhole(self, timeout_ms: int = 500):
+        """The ``partition`` fault: bytes are held, and each connection closes ``timeout_ms``
+        after its bytes stopped. Healing it removes the toxic."""
+        return self.proxy.blackhole(timeout_ms=timeout_ms)
 
-    def heal(self, drop_held: bool = False, deadline_s: float = 10.0) -> None:
-        """End the partition. Like Toxiproxy's, the proxy delivers the bytes it held on a
-        connection that is still open; with ``drop_held`` it first waits until every connection
-        has been closed (the partition closes each 500 ms after its bytes stopped), so that what
-        dead processes had sent is dropped, as a real network drops it."""
-        if self._handle is None:
-            return
-        if drop_held:
-            end = time.monotonic() + deadline_s
-            while self.proxy.connections() and time.monotonic() < end:
-                time.sleep(0.02)
-            if self.proxy.connections():
-                raise RuntimeError(f"{self.proxy.connections()} connection(s) to the broker "
-                                   f"stayed open through the partition for {deadline_s} s")
-        self._handle.remove()
-        self._handle = None
-        self.history.fault("partition", "kafka", phase="end")
+    def wait_disconnected(self, deadline_s: float = 10.0) -> None:
+        """Wait until every connection through the proxy has closed. Like Toxiproxy's, the proxy
+        delivers the bytes it held on a connection that is still open when a partition heals;
+        waiting for the partition to close them first drops what dead processes had sent, as a
+        real network drops it."""
+        end = time.monotonic() + deadline_s
+        while self.proxy.connections() and time.monotonic() < end:
+            time.sleep(0.02)
+        if self.proxy.connections():
+            raise RuntimeError(f"{self.proxy.connections()} connection(s) to the broker "
+                               f"stayed open through the partition for {deadline_s} s")
 
     def close(self) -> None:
         try:
@@ -105,15 +107,79 @@ class KafkaBehindProxy:
             self.proxy.stop()
 
 
-class World:
-    """One test's lab 02 world. ``app()``, ``relay()``, ``projection()`` spawn workers."""
+class Crashable:
+    """A worker as the kit's ``crash`` fault sees it. A crash point that fired has killed the
+    process: then there is nothing left to disarm (a restarted process starts unarmed), so
+    healing the fault only records its end."""
 
-    def __init__(self, ns, spawn, history, seed: int, memory_mb: int = 768) -> None:
+    def __init__(self, worker: Any) -> None:
+        self.worker = worker
+        self.name = worker.name
+
+    def arm_crash(self, point: str, after: int = 0) -> None:
+        self.worker.arm_crash(point, after)
+
+    def disarm_crash(self, point: str) -> None:
+        from splitbrain.sandbox import WorkerDied
+        if self.worker.alive:
+            try:
+                self.worker.disarm_crash(point)
+            except WorkerDied:
+                pass
+
+
+class Replay:
+    """The grader as a consumer group's fetcher: ``events`` in topic order, from a position (the
+    group's committed offset) that the ``redeliver`` fault moves back.
+
+    ``play(handler)`` delivers every event from the position on, committing the offset after
+    each one; ``current`` / ``ack()`` do it one event at a time. As a fault target it is named
+    ``name`` (the consumer it feeds)."""
+
+    def __init__(self, events: Iterable[Any], name: str = "consumer") -> None:
+        self.events = list(events)
+        self.pos = 0
+        self.name = name
+
+    @property
+    def done(self) -> bool:
+        return self.pos >= len(self.events)
+
+    @property
+    def current(self) -> Any:
+        return self.events[self.pos]
+
+    def ack(self) -> None:
+        """The event at the position was handled: commit the offset past it."""
+        self.pos += 1
+
+    def rewind(self, events: int) -> None:
+        """Go back ``events`` events: they are delivered again (the ``redeliver`` fault)."""
+        self.pos = max(0, self.pos - int(events))
+
+    def play(self, handler: Callable[[Any], Any]) -> int:
+        """Deliver the events from the position to the end; returns how many."""
+        n = 0
+        while not self.done:
+            handler(self.current)
+            self.ack()
+            n += 1
+        return n
+
+
+class World:
+    """One test's lab 02 world. ``app()``, ``relay()``, ``projection()`` spawn workers; faults go
+    through ``nemesis`` (the test's, or a new one bound to ``history``)."""
+
+    def __init__(self, ns, spawn, history, seed: int, memory_mb: int = 768,
+                 nemesis: Any = None) -> None:
+        from splitbrain.faults import Nemesis
         from splitbrain.sandbox import Limits
         self.ns, self._spawn, self.history, self.seed = ns, spawn, history, seed
+        self.nemesis = nemesis if nemesis is not None else Nemesis(history, seed=seed)
         self.limits = Limits(memory_mb=max(memory_mb, 768), call_timeout_s=20)
         prepare(ns)
-        self.kafka = KafkaBehindProxy(history, seed)
+        self.kafka = KafkaBehindProxy(seed)
         self.topic = ns.topic("orders")
         create_topic(self.kafka.bootstrap, self.topic, PARTITIONS)
         self.ledger = Ledger()
@@ -145,6 +211,17 @@ class World:
     def projection(self, name: str = "consumer"):
         w = self.worker(name)
         return w, self.new(w, "OrderProjection")
+
+    # -- faults -------------------------------------------------------------------------------
+    def crash(self, w, point: str = "after_commit", after: int = 0):
+        """Arm the commit crash point ``point`` of worker ``w`` (the ``crash`` fault): the worker
+        dies at the ``after + 1``-th COMMIT that passes it. ``heal()`` the returned fault once the
+        call that may have crashed is over."""
+        return self.nemesis.inject("crash", Crashable(w), point=point, after=after)
+
+    def restart(self, w) -> None:
+        """A new process takes over from a worker that died (the ``restart`` fault)."""
+        self.nemesis.inject("restart", w)
 
     # -- driving ------------------------------------------------------------------------------
     def place(self, svc, order_id: str, customer: str, amount: int) -> bool:
@@ -211,7 +288,7 @@ class World:
 
     def read(self) -> TopicRead:
         got = read_topic(self.kafka.bootstrap, self.topic)
-        inv = self.history.invoke("grader", "read-topic", {"topic": self.topic})
+        inv = self.history.invoke("grader", "read-topic", call_value([], {"topic": self.topic}))
         self.history.complete(inv, "ok" if got.complete else "info",
                               {"records": len(got.records), "complete": got.complete})
         return got
@@ -242,12 +319,9 @@ class World:
             return v
         where: dict[str, list[int]] = {}
         for op in self.history.operations():
-            args = op.args.get("args") if isinstance(op.args, dict) else op.args
-            if isinstance(args, list) and args and isinstance(args[0], str):
-                ids = where.setdefault(args[0], [])
-                ids.append(op.invoke.index)
-                if op.complete is not None:
-                    ids.append(op.complete.index)
+            oid = op.arg(0, "order_id")
+            if isinstance(oid, str):
+                where.setdefault(oid, []).extend(op.events)
         out = []
         for a in v.anomalies:
             oid = a.data.get("order") if isinstance(a.data, dict) else None
@@ -279,15 +353,20 @@ class World:
         return psycopg.connect(self.ns.pg_admin_url, autocommit=True)
 
     def close(self) -> None:
-        self.kafka.close()
+        """Heal what is still injected, then stop the broker and its proxy."""
+        try:
+            self.nemesis.heal_all()
+        finally:
+            self.kafka.close()
 
 
 def liveness(message: str) -> Verdict:
     return verdict("liveness", [Anomaly("unavailable", message)])
 
 
-@pytest.fixture
-def world(ns, spawn, history, seed, lab):
-    w = World(ns, spawn, history, seed, lab.memory_mb)
+@pytest.fixture(name="world")
+def world_fixture(ns, spawn, history, seed, lab, nemesis):
+    """The ``world`` fixture of the public tests (``from rig.world import world_fixture``)."""
+    w = World(ns, spawn, history, seed, lab.memory_mb, nemesis=nemesis)
     yield w
     w.close()

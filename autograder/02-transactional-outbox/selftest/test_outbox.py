@@ -1,16 +1,24 @@
-"""Lab 02's trusted side: the commit crash points fire on every way of committing, and the topic
-reader returns every record (without its sentinels) even though tansu's watermarks lie."""
+"""Lab 02's trusted side (rig.outbox): the commit crash points fire on every way of committing,
+and the topic reader returns every record (without its sentinels) even though tansu's watermarks
+lie.
+
+The crash points are tried in child processes (they SIGKILL themselves); each registers this rig
+by path, as a sandboxed worker does, before it imports ``rig.outbox``."""
 from __future__ import annotations
 
 import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import psycopg
 import pytest
 
-from splitbrain.labsupport.outbox import create_topic, read_topic
+import rig.outbox
+from rig.outbox import create_topic, read_topic
+
+RIG = str(Path(rig.outbox.__file__).resolve().parent)
 
 COMMITS = {
     "commit()": "conn.execute(INSERT, (tag,)); conn.commit()",
@@ -24,14 +32,16 @@ COMMITS = {
 def run_armed(url: str, point: str, body: str, tag: str) -> subprocess.CompletedProcess:
     script = textwrap.dedent("""
         import sys
+        from splitbrain import rig
         from splitbrain.faults import crash
-        from splitbrain.labsupport.outbox import connect
+        rig.register(sys.argv[4], with_faults=False)
+        from rig.outbox import connect
         url, point, tag = sys.argv[1:4]
         INSERT = "INSERT INTO marks (tag) VALUES (%s)"
         conn = connect(url)
         crash.arm(point)
     """) + body + "\nprint('survived')\n"
-    return subprocess.run([sys.executable, "-c", script, url, point, tag],
+    return subprocess.run([sys.executable, "-c", script, url, point, tag, RIG],
                           capture_output=True, text=True, timeout=60)
 
 
@@ -67,7 +77,9 @@ def test_before_commit_kills_the_process_before_anything_is_durable(marks, way):
 def test_unarmed_connections_just_work(marks):
     out = subprocess.run([sys.executable, "-c", textwrap.dedent("""
         import sys
-        from splitbrain.labsupport.outbox import connect
+        from splitbrain import rig
+        rig.register(sys.argv[2], with_faults=False)
+        from rig.outbox import connect
         conn = connect(sys.argv[1])
         with conn.transaction():
             conn.execute("INSERT INTO marks (tag) VALUES ('plain')")
@@ -80,7 +92,7 @@ def test_unarmed_connections_just_work(marks):
         conn.execute("INSERT INTO marks (tag) VALUES ('committed')")
         conn.commit()
         print('ok')
-    """), marks.pg_url], capture_output=True, text=True, timeout=60)
+    """), marks.pg_url, RIG], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
     assert committed(marks, "plain") and committed(marks, "committed")
     assert not committed(marks, "rolled-back")

@@ -1,9 +1,9 @@
 """Outbox relay throughput beside raw produce throughput to the same broker, in the same run.
 
-Target: the relay (solutions/02-transactional-outbox/orders.py, ``Relay.run_once``) drains a full
-outbox at >= 0.5 of the rate at which a bare producer with the same settings (acks=all, idempotent,
-same keys and payloads) writes the same number of records. Run:
-    .venv/bin/python bench/bench_outbox.py [EVENTS] [BATCH] [ROUNDS]
+Target: the relay (the lab's solution, ``Relay.run_once``) drains a full outbox at >= 0.5 of the
+rate at which a bare producer with the same settings (acks=all, idempotent, same keys and payloads)
+writes the same number of records. Run:
+    .venv/bin/python autograder/02-transactional-outbox/bench.py [EVENTS] [BATCH] [ROUNDS]
 Postgres comes from SPLITBRAIN_POSTGRES_URL or the kit's services; the broker is a private tansu.
 """
 from __future__ import annotations
@@ -17,16 +17,21 @@ import uuid
 import psycopg
 from confluent_kafka import Producer
 
-from splitbrain.labsupport.outbox import connect, create_topic, read_topic
-from splitbrain.labsupport.outbox_world import prepare
-from splitbrain.paths import solutions_dir
+from splitbrain import rig
+from splitbrain.lab import find_lab
 from splitbrain.services import ensure_up, open_namespace, spawn_kafka
+
+LAB = find_lab("02")
+rig.load(LAB)
+
+from rig.outbox import connect, create_topic, read_topic  # noqa: E402  (the rig loaded above)
+from rig.world import prepare  # noqa: E402
 
 TARGET = 0.5
 
 
 def load_solution():
-    path = solutions_dir() / "02-transactional-outbox" / "orders.py"
+    path = LAB.solution_path
     spec = importlib.util.spec_from_file_location("outbox_solution", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)  # type: ignore[union-attr]

@@ -1,4 +1,4 @@
-"""Trusted side of lab 02 (transactional outbox): connections with crash points, and the topic reader.
+"""Lab 02's connections with crash points (worker side), and the topic reader (grader side).
 
 The learner's component never opens its own Postgres connections: it is given ``connect``, a
 zero-argument callable that returns a new psycopg connection. That connection is an ordinary
@@ -97,8 +97,8 @@ def connect(url: str, **kwargs: Any) -> CrashPointConnection:
 
 
 def connector(resources: dict, **kwargs: Any) -> Callable[[], CrashPointConnection]:
-    """Sandbox helper (``Ref("splitbrain.labsupport.outbox:connector")``): a ``connect()`` callable
-    bound to the worker's ``pg_url``. Each call opens a new connection."""
+    """Sandbox helper (``Ref("rig.outbox:connector")``): a ``connect()`` callable bound to the
+    worker's ``pg_url``. Each call opens a new connection."""
     url = resources.get("pg_url")
     if not url:
         raise ValueError("this worker was spawned without resources['pg_url']; lab 02 needs "

@@ -1,7 +1,7 @@
-"""The lab 02 checkers on hand-written topics and read models."""
+"""Lab 02's checkers (rig.checkers) on hand-written topics and read models."""
 from __future__ import annotations
 
-from splitbrain.checkers.outbox import OrderTruth, check_outbox, check_projection, expected_events
+from rig.checkers import OrderTruth, check_outbox, check_projection, expected_events
 
 
 def ev(oid, typ="OrderPlaced", eid=None, customer="c1", amount=10):
