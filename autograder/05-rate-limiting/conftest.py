@@ -1,13 +1,12 @@
 """Fixtures of lab 05's hidden tests: `gateway(name)` spawns one API gateway process with the
-learner's RateLimiter; the verdicts come from
-`splitbrain.labsupport.ratelimit.judge`."""
+learner's RateLimiter; the verdicts come from `rig.ratelimit.judge`."""
 from __future__ import annotations
 
 import uuid
 
 import pytest
 
-from splitbrain.labsupport import ratelimit as rl
+from rig import ratelimit as rl
 
 
 @pytest.fixture

@@ -2,10 +2,10 @@
 the bound, as its declared FAILURE_POLICY says, and limits again once Redis is back."""
 import pytest
 
-from splitbrain.checkers.ratelimit_lab import check_policy, combine
+from rig import ratelimit as rl
+from rig.checkers import check_policy, combine
+from rig.ratelimit import LIMIT
 from splitbrain.grading import expect_valid
-from splitbrain.labsupport import ratelimit as rl
-from splitbrain.labsupport.ratelimit import LIMIT
 
 POLICY = ("Give the Redis client socket_timeout and socket_connect_timeout of timeout_s and no "
           "retries; catch redis.ConnectionError and redis.TimeoutError and return what "
@@ -26,26 +26,28 @@ def failing_phase(g, client, history, policy, label):
 @pytest.mark.points(10)
 @pytest.mark.faults("latency")
 def test_06_slow_redis_gets_the_declared_decision_within_the_timeout(
-        gateway, proxy, ns, client, policy, history):
+        gateway, proxy, nemesis, ns, client, policy, history):
     p = proxy("redis", ns)
     g = gateway("g1", redis_url=p.url)
-    with p.latency(30):           # slow but within the timeout: the limit still holds
+    # slow but within the timeout: the limit still holds
+    with nemesis.fault("latency", p, ms=30):
         t0 = history.now()
         rl.calls(g, client, 2 * LIMIT)
         rl.judge(rl.between(history, t0, history.now()), history,
                  hint="A little latency is no excuse: keep deciding, one round trip per call.")
-    with p.latency(2500):         # far slower than the timeout: the policy decides, in time
+    # far slower than the timeout: the policy decides, in time
+    with nemesis.fault("latency", p, ms=2500):
         failing_phase(g, f"{client}-slow", history, policy, "Redis answered after 2.5 s")
 
 
 @pytest.mark.points(10)
 @pytest.mark.faults("partition")
 def test_07_unreachable_redis_gets_the_declared_decision_and_recovers(
-        gateway, proxy, ns, client, policy, history):
+        gateway, proxy, nemesis, ns, client, policy, history):
     p = proxy("redis", ns)
     g = gateway("g1", redis_url=p.url)
     rl.calls(g, client, 2)
-    with p.blackhole():
+    with nemesis.fault("partition", p):
         failing_phase(g, client, history, policy, "Redis was unreachable")
     t0 = history.now()
     rl.calls(g, f"{client}-after", LIMIT)
@@ -56,20 +58,19 @@ def test_07_unreachable_redis_gets_the_declared_decision_and_recovers(
 
 @pytest.mark.points(10)
 @pytest.mark.faults("restart")
-def test_08_limits_hold_again_after_a_redis_restart(gateway, client, policy, history):
+def test_08_limits_hold_again_after_a_redis_restart(gateway, nemesis, client, policy, history):
     from splitbrain.services import spawn_redis
     server = spawn_redis()
     try:
+        nemesis.add_target("redis", server)
         g = gateway("g1", redis_url=server.url, prefix_="rl:")
         t0 = history.now()
         rl.calls(g, client, LIMIT + 2)
         rl.judge(rl.between(history, t0, history.now()), history, hint=POLICY)
-        server.kill()
-        history.fault("restart", "redis", phase="start")
-        failing_phase(g, client, history, policy, "Redis was down")
-        server.start()
+        # Redis killed, and started again after the block: meanwhile the gateway must decide
+        with nemesis.fault("restart", "redis", down=True):
+            failing_phase(g, client, history, policy, "Redis was down")
         rl.wait_redis(server.url)
-        history.fault("restart", "redis", phase="end")
         t0 = history.now()
         rl.calls(g, client, 2 * LIMIT)
         rl.judge(rl.between(history, t0, history.now()), history,

@@ -8,10 +8,10 @@ import uuid
 
 import pytest
 
-from splitbrain.checkers.ratelimit_lab import check_policy, combine
+from rig import ratelimit as rl
+from rig.checkers import check_policy, combine
+from rig.ratelimit import LIMIT
 from splitbrain.grading import expect_valid
-from splitbrain.labsupport import ratelimit as rl
-from splitbrain.labsupport.ratelimit import LIMIT
 
 
 @pytest.fixture
@@ -27,24 +27,25 @@ def test_one_gateway_admits_the_limit_then_rejects(spawn, ns, client, history):
 
 
 @pytest.mark.faults("concurrency", "latency")
-def test_two_racing_gateways_share_one_limit(spawn, ns, proxy, client, history):
+def test_two_racing_gateways_share_one_limit(spawn, ns, proxy, nemesis, client, history):
     p = proxy("redis", ns)
     gws = [rl.Gateway(spawn, f"g{i}", ns.key("rl:"), redis_url=p.url) for i in (1, 2)]
-    with p.latency(20):
+    with nemesis.fault("latency", p, ms=20):
         t0 = history.now()
-        rl.race(gws, client, LIMIT)
+        with nemesis.fault("concurrency"):
+            rl.race(gws, client, LIMIT)
         t1 = history.now()
     rl.judge(rl.between(history, t0, t1), history,
              hint="Between one gateway's read and its write, the other reads the same count.")
 
 
 @pytest.mark.faults("partition")
-def test_unreachable_redis_gets_the_declared_decision_in_time(spawn, ns, proxy, component,
-                                                              client, history):
+def test_unreachable_redis_gets_the_declared_decision_in_time(spawn, ns, proxy, nemesis,
+                                                              component, client, history):
     p = proxy("redis", ns)
     g = rl.Gateway(spawn, "g1", ns.key("rl:"), redis_url=p.url)
     rl.calls(g, client, 1)
-    with p.blackhole():
+    with nemesis.fault("partition", p):
         t0 = history.now()
         rl.calls(g, client, 2)
         ds = rl.between(history, t0, history.now())

@@ -24,9 +24,9 @@ class Ref:
     ``Ref("pg")``: a new psycopg connection (autocommit off) to ``resources["pg_url"]``;
     ``Ref("clock")``: the worker's Clock (the one the nemesis skews);
     ``Ref("redis_url")``, ``Ref("pg_url")``, ``Ref("kafka_bootstrap")`` or any other resource key:
-    the plain value; ``Ref("splitbrain.labsupport.x:make_thing", option=1)``: the trusted helper
-    ``make_thing(resources, option=1)`` called inside the worker (only modules under
-    ``splitbrain.``).
+    the plain value; ``Ref("rig.x:make_thing", option=1)``: the trusted helper
+    ``make_thing(resources, option=1)`` called inside the worker (only modules of the lab's rig,
+    ``rig.``, or of the kit, ``splitbrain.``).
     """
 
     name: str

@@ -1,10 +1,10 @@
-"""Limiter decisions per second from several gateway processes, beside redis-benchmark's EVALSHA rate
-of the same script on the same private Redis in the same run.
+"""Lab 05's bench: limiter decisions per second from several gateway processes, beside
+redis-benchmark's EVALSHA rate of the same script on the same private Redis in the same run.
 
 Target: the limiter reaches at least half of redis-benchmark's EVALSHA rate (the rest is the Python
 client's cost per call). Run:
-    .venv/bin/python bench/bench_ratelimit.py [--processes 4] [--seconds 3] [--rounds 3]
-                                              [--component PATH]
+    .venv/bin/python autograder/05-rate-limiting/bench.py [--processes 4] [--seconds 3]
+                                                          [--rounds 3] [--component PATH]
 The component defaults to the lab's solution. A private Redis is started for the run and stopped
 after it; redis-benchmark must be on PATH (Debian: redis-tools).
 """
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from splitbrain import Clock, paths
+from splitbrain import Clock
 
 TARGET = 0.5
 LIMIT, WINDOW_S, CLIENTS = 10, 2.0, 1000
@@ -89,9 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--processes", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--component", type=Path,
-                    default=paths.solutions_dir() / "05-rate-limiting" / "limiter.py")
+    ap.add_argument("--component", type=Path, default=None,
+                    help="the limiter to measure (default: the lab's solution)")
     args = ap.parse_args(argv)
+    if args.component is None:
+        from splitbrain.lab import find_lab
+        args.component = find_lab(Path(__file__).resolve().parent.name).solution_path
     if shutil.which("redis-benchmark") is None:
         print("redis-benchmark is not on PATH: install redis-tools (Debian) and run again")
         return 2

@@ -1,5 +1,5 @@
 """Grader side of lab 05 (distributed rate limiting), shared by the hidden tests, the public tests,
-the notebook and the bench.
+the notebook and the bench (``rig.ratelimit``).
 
 * :class:`Gateway` is one API gateway process: a sandboxed worker running the learner's
   ``limiter.py`` with one ``RateLimiter`` in it, the way each gateway replica holds its own limiter
@@ -10,7 +10,11 @@ the notebook and the bench.
 * :func:`declared_policy` reads ``FAILURE_POLICY`` from the component's source without running it.
 * :func:`key_ttls` reads, with the grader's own Redis connection, the expiry of every key under a
   prefix: what the limiter really left behind.
-* :func:`next_boundary` is when the next fixed window of ``window_s`` starts on the machine's clock.
+* :func:`next_boundary` is when the next fixed window of ``window_s`` starts on the machine's clock;
+  :data:`WALL_CLOCK` is that clock as the target of the ``window-boundary`` condition.
+
+Faults go through the nemesis like every other: ``nemesis.inject("clock-skew", gateway.worker,
+offset=5.0)``, ``with nemesis.fault("latency", proxy, ms=20): ...``.
 """
 from __future__ import annotations
 
@@ -21,7 +25,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-SLUG = "05-rate-limiting"
 LIMIT = 10                   # requests per client ...
 WINDOW_S = 2.0               # ... in any window of this many seconds
 TIMEOUT_S = 0.5              # what each limiter is told to spend on Redis, at most, per round trip
@@ -56,9 +59,6 @@ class Gateway:
     @property
     def alive(self) -> bool:
         return self.worker.alive
-
-    def skew_clock(self, seconds: float) -> None:
-        self.worker.skew_clock(seconds)
 
 
 def calls(gateway: Gateway, client: str, n: int, pace_s: float = 0.0) -> list[bool | None]:
@@ -105,6 +105,19 @@ def alternate(gateways: Sequence[Gateway], client: str, rounds: int) -> list[boo
         for g in gateways:
             out.append(g.allow(client))
     return out
+
+
+class WallClock:
+    """The machine's wall clock, which every gateway's Clock follows unless skewed: the target of
+    the ``window-boundary`` condition, named ``clock`` in the history."""
+
+    name = "clock"
+
+    def __repr__(self) -> str:
+        return "WALL_CLOCK"
+
+
+WALL_CLOCK = WallClock()
 
 
 def next_boundary(window_s: float, now: float | None = None) -> float:
@@ -180,7 +193,7 @@ def wait_redis(url: str, deadline_s: float = 10.0) -> None:
 def between(history, t0: float, t1: float, f: str = "allow"):
     """The decisions whose call and answer both fell within [t0, t1] (history clock); a call
     that never answered counts when it started within."""
-    from splitbrain.checkers.ratelimit_lab import decisions_from_history
+    from rig.checkers import decisions_from_history
     return [d for d in decisions_from_history(history, f)
             if t0 <= d.start <= t1 and (d.end is None or d.end <= t1)]
 
@@ -188,7 +201,7 @@ def between(history, t0: float, t1: float, f: str = "allow"):
 def verdict_of(decisions, *, bound: bool = True, envelope: bool = True, starvation: bool = True,
                limit: int = LIMIT, window_s: float = WINDOW_S, name: str = "rate-limit"):
     """Decision types, the decision bound, the envelope and starvation over ``decisions``."""
-    from splitbrain.checkers import ratelimit_lab as c
+    from rig import checkers as c
     parts = [c.check_decision_types(decisions)]
     if bound:
         parts.append(c.check_bounded(decisions, BOUND_S))

@@ -1,4 +1,5 @@
-"""Rate-limit conformance: did a limiter keep its promise, as the grader saw it?
+"""Lab 05's checkers (``rig.checkers``). Rate-limit conformance: did a limiter keep its promise,
+as the grader saw it?
 
 A limiter promises ``limit`` requests per ``window_s`` seconds for each client. Every correct design
 (sliding-window log, sliding-window counter, token bucket, GCRA) keeps one common envelope, the
@@ -31,7 +32,8 @@ Checks (anomaly kinds):
   ``unbounded-keys``  a key the limiter wrote has no expiry, or one far longer than needed.
 
 All functions are pure: they take plain data (``Decision`` lists, or a History through
-``decisions_from_history``) and return a Verdict.
+``decisions_from_history``) and return a Verdict. ``outside`` and ``during`` split decisions by the
+history's fault windows (``History.fault_windows``).
 """
 from __future__ import annotations
 
@@ -41,10 +43,10 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from splitbrain.checkers.base import Anomaly, Verdict, verdict
-from splitbrain.history import History
+from splitbrain.history import FaultWindow, History
 
 __all__ = [
-    "Decision", "decisions_from_history", "fault_windows", "outside", "during", "combine",
+    "Decision", "decisions_from_history", "outside", "during", "combine",
     "check_envelope",
     "check_starvation", "check_bounded", "check_policy", "check_decision_types",
     "check_key_expiry", "check_rate_limit", "POLICIES",
@@ -92,22 +94,6 @@ class Decision:
 
 # -- from a history ------------------------------------------------------------------------------
 
-def _client_of(args: Any) -> str:
-    """The client argument of an ``allow`` invoke, whatever shape the recorder gave it."""
-    if isinstance(args, Mapping):
-        if "client" in args:
-            return str(args["client"])
-        for k in ("args", "a"):
-            if k in args and isinstance(args[k], (list, tuple)) and args[k]:
-                return str(args[k][0])
-        if "kwargs" in args and isinstance(args["kwargs"], Mapping) and "client" in args["kwargs"]:
-            return str(args["kwargs"]["client"])
-        return ""
-    if isinstance(args, (list, tuple)):
-        return str(args[0]) if args else ""
-    return "" if args is None else str(args)
-
-
 def _result_of(value: Any) -> Any:
     if isinstance(value, Mapping) and "error" in value:
         return f"{value['error']}: {value.get('message', '')}".rstrip(": ")
@@ -118,7 +104,8 @@ def _result_of(value: Any) -> Any:
 
 
 def decisions_from_history(history: History, f: str = "allow") -> list[Decision]:
-    """Every ``f`` operation in the history as a Decision (faults and other ops are ignored)."""
+    """Every ``f`` operation in the history as a Decision (faults and other ops are ignored);
+    the client is the call's first argument (or its ``client`` keyword)."""
     out = []
     for op in history.operations():
         if op.f != f:
@@ -127,47 +114,31 @@ def decisions_from_history(history: History, f: str = "allow") -> list[Decision]
         ok = done is not None and done.type == "ok"
         lost = done is None or (done.type == "info" and isinstance(done.value, Mapping) and
                                 done.value.get("error") in NO_ANSWER)
+        client = op.arg(0, "client")
         out.append(Decision(
-            process=op.process, client=_client_of(op.args), start=op.start,
+            process=op.process, client="" if client is None else str(client), start=op.start,
             end=None if lost else done.time,  # type: ignore[union-attr]
             result=_result_of(done.value) if done is not None else None, ok=ok,
             index=done.index if done is not None else op.invoke.index))
     return out
 
 
-def fault_windows(history: History, names: Iterable[str] | None = None) -> list[tuple[float, float]]:
-    """(start, end) of every fault in the history; a fault never healed lasts until +inf."""
-    wanted = set(names) if names is not None else None
-    open_: dict[tuple[str, Any], list[float]] = {}
-    windows: list[tuple[float, float]] = []
-    for ev in history.faults():
-        if wanted is not None and ev.f not in wanted:
-            continue
-        val = ev.value if isinstance(ev.value, Mapping) else {}
-        key = (ev.f, repr(val.get("target")))
-        if val.get("phase", "start") == "end":
-            if open_.get(key):
-                windows.append((open_[key].pop(0), ev.time))
-        else:
-            open_.setdefault(key, []).append(ev.time)
-    for starts in open_.values():
-        windows.extend((s, math.inf) for s in starts)
-    return sorted(windows)
-
-
-def outside(decisions: Iterable[Decision], windows: Sequence[tuple[float, float]]) -> list[Decision]:
-    """The decisions that began after a fault healed or ended before it began (none overlap it)."""
+def outside(decisions: Iterable[Decision], windows: Sequence[FaultWindow]) -> list[Decision]:
+    """The decisions that began after every fault healed or ended before it began: none overlaps
+    any of ``windows`` (from ``history.fault_windows(...)``; a fault never healed lasts for
+    ever)."""
     def clear(d: Decision) -> bool:
         end = d.end if d.end is not None else math.inf
-        return all(end < s or d.start > e for s, e in windows)
+        return not any(w.covers(d.start, end) for w in windows)
     return [d for d in decisions if clear(d)]
 
 
-def during(decisions: Iterable[Decision], windows: Sequence[tuple[float, float]]) -> list[Decision]:
+def during(decisions: Iterable[Decision], windows: Sequence[FaultWindow]) -> list[Decision]:
     """The decisions that began and ended inside one fault window."""
     def inside(d: Decision) -> bool:
         end = d.end if d.end is not None else math.inf
-        return any(s <= d.start and end <= e for s, e in windows)
+        return any(w.start <= d.start and end <= (math.inf if w.end is None else w.end)
+                   for w in windows)
     return [d for d in decisions if inside(d)]
 
 

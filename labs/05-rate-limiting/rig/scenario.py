@@ -1,11 +1,12 @@
-"""Lab 05 in a notebook: a scenario with its own namespace, history, gateways and fault proxy, and the
-picture of one client's admissions against the limit's envelope.
+"""Lab 05 in a notebook (``rig.scenario``): a scenario with its own namespace, history, gateways,
+nemesis and fault proxy, and the picture of one client's admissions against the limit's envelope.
 
 ```python
 with Scenario("limiter.py") as s:
     gws = [s.gateway(f"g{i}", via_proxy=True) for i in range(4)]
-    with s.latency(20):
+    with s.latency(20):               # the nemesis's "latency" on the proxy in front of Redis
         race(gws, "client-1", 10)
+    s.nemesis.inject("clock-skew", gws[1].worker, offset=5.0)   # any other fault, by its name
     s.verdict()          # the checker's verdict over every allow() of the scenario
     s.picture()          # admissions over time with the envelope
 ```
@@ -16,67 +17,50 @@ import contextlib
 from pathlib import Path
 from typing import Any, Iterator
 
-from splitbrain.history import History
-from splitbrain.labsupport import ratelimit as rl
+from splitbrain.notebook import Experiment
+
+from rig import ratelimit as rl
 
 
-class Scenario:
+class Scenario(Experiment):
     """One experiment: a fresh namespace on the running Redis, a history, gateway workers running
-    ``component``, and (on first use) a fault proxy in front of Redis. ``close()`` cleans up."""
+    ``component``, a nemesis that records every fault in the history, and (on first use) a fault
+    proxy in front of Redis. ``close()`` heals every fault and cleans up."""
 
     def __init__(self, component: str | Path = "limiter.py", services: Any = None) -> None:
-        from splitbrain.services import ensure_up, open_namespace
-        self.component = Path(component).resolve()
-        if not self.component.is_file():
-            raise FileNotFoundError(f"{self.component}: run the notebook from its own folder, "
-                                    f"next to limiter.py")
-        self.services = services or ensure_up(["redis"])
-        self.ns = open_namespace(self.services)
-        self.history = History()
+        if not Path(component).resolve().is_file():
+            raise FileNotFoundError(f"{Path(component).resolve()}: run the notebook from its own "
+                                    f"folder, next to limiter.py")
+        if services is None:
+            from splitbrain.services import ensure_up
+            services = ensure_up(["redis"])
+        super().__init__(component, services)
         self.prefix = self.ns.key("rl:")
-        self._workers: list[Any] = []
-        self._proxy: Any = None
+        self._redis_proxy: Any = None
 
     # -- parts ----------------------------------------------------------------------------------
-    def _spawn(self, name: str, resources: dict | None = None, limits: Any = None) -> Any:
-        from splitbrain.sandbox import spawn
-        w = spawn(self.component, name, {"redis_url": self.ns.redis_url, **(resources or {})},
-                  limits, history=self.history)
-        self._workers.append(w)
-        return w
-
     def gateway(self, name: str, via_proxy: bool = False) -> rl.Gateway:
-        url = self.proxy.url_for(self.ns.redis_url) if via_proxy else None
-        return rl.Gateway(self._spawn, name, self.prefix, redis_url=url)
+        url = self.redis_proxy.url if via_proxy else None
+        return rl.Gateway(self.spawn, name, self.prefix, redis_url=url)
 
     @property
-    def proxy(self) -> Any:
-        if self._proxy is None:
-            from urllib.parse import urlsplit
-
-            from splitbrain.faults.proxy import FaultProxy
-            parts = urlsplit(self.ns.redis_url)
-            self._proxy = FaultProxy(f"redis-{self.ns.prefix.strip(':')}")
-            self._proxy.start((parts.hostname, parts.port))
-        return self._proxy
+    def redis_proxy(self) -> Any:
+        """The fault proxy in front of the namespace's Redis (named ``redis`` in the history)."""
+        if self._redis_proxy is None:
+            self._redis_proxy = self.proxy("redis")
+        return self._redis_proxy
 
     @contextlib.contextmanager
     def latency(self, ms: float) -> Iterator[None]:
-        with self.proxy.latency(ms):
-            self.history.fault("latency", "redis", phase="start", ms=ms)
-            try:
-                yield
-            finally:
-                self.history.fault("latency", "redis", phase="end")
+        """Every reply from Redis ``ms`` late, for the block (the nemesis's ``latency``)."""
+        with self.nemesis.fault("latency", self.redis_proxy, ms=ms):
+            yield
 
     @contextlib.contextmanager
     def partition(self) -> Iterator[None]:
-        with self.proxy.blackhole():
-            self.history.fault("partition", "redis", phase="start")
-            try:
-                yield
-            finally:
-                self.history.fault("partition", "redis", phase="end")
+        """Redis unreachable for the block (the nemesis's ``partition``)."""
+        with self.nemesis.fault("partition", self.redis_proxy):
+            yield
 
     # -- results --------------------------------------------------------------------------------
     def decisions(self) -> list:
@@ -88,21 +72,8 @@ class Scenario:
     def picture(self, client: str | None = None, title: str = "") -> Any:
         return plot_admissions(self.decisions(), client=client, title=title)
 
-    def close(self) -> None:
-        for w in self._workers:
-            with contextlib.suppress(Exception):
-                w.close()
-        if self._proxy is not None:
-            with contextlib.suppress(Exception):
-                self._proxy.stop()
-        with contextlib.suppress(Exception):
-            self.ns.drop()
-
     def __enter__(self) -> "Scenario":
         return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
 
 def plot_admissions(decisions: list, *, client: str | None = None, limit: int = rl.LIMIT,
