@@ -8,7 +8,7 @@ A lab touches only its own folders and its chapter:
     autograder/NN-slug/    conftest.py, test_hidden.py, variants/variants.toml
     docs/chapters/NN-slug.md
 
-``splitbrain verify NN-slug`` then lists what is left to write (:mod:`splitbrain.labcheck`);
+``splitbrain verify NN-slug`` then lists what is left to write (:mod:`splitbrain.grading.labcheck`);
 deleting those four paths removes the lab without a trace (the book's nav is generated).
 """
 from __future__ import annotations

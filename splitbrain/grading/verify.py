@@ -1,7 +1,6 @@
 """``verify``: every lab proves itself.
 
-First the lab must be complete (:mod:`splitbrain.labcheck`: chapter, notebook without outputs,
-hints, hidden tests, variants, figures, faults and anomalies the kit knows). Then its shipped
+First the lab must be complete (:mod:`.labcheck`: chapter, notebook without outputs, hints, hidden tests, variants, figures, faults and anomalies the kit knows). Then its shipped
 broken component must fail, with at least one anomaly the chapter teaches, and its solution must
 get full marks; with ``variants``, every graded variant must get exactly its expected grade.
 """
@@ -16,7 +15,7 @@ from splitbrain.grading.handout import pristine
 from splitbrain.grading.results import GradingResult
 from splitbrain.grading.runner import grade_repeated
 from splitbrain.lab import LabInfo
-from splitbrain.labcheck import Item, missing
+from splitbrain.grading.labcheck import Item, missing
 
 
 @dataclass(frozen=True)
