@@ -1,7 +1,8 @@
 """``verify``: every lab proves itself.
 
-First the lab must be complete (:mod:`.labcheck`: chapter, notebook without outputs, hints, hidden tests, variants, figures, faults and anomalies the kit knows). Then its shipped
-broken component must fail, with at least one anomaly the chapter teaches, and its solution must
+First the lab must be complete (:mod:`.labcheck`: chapter, notebook without outputs, hints,
+hidden tests, variants, figures, faults and anomalies the kit knows). Then its shipped broken
+component must fail, with at least one anomaly the chapter teaches, and its solution must
 get full marks; with ``variants``, every graded variant must get exactly its expected grade.
 """
 from __future__ import annotations
