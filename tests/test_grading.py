@@ -37,13 +37,14 @@ def test_broken_fails_with_the_taught_anomaly_solution_passes(grading_env, tmp_p
     d = broken.to_dict()
     assert {"lab", "submission", "seed", "score", "max_score", "tests"} <= set(d)
     assert (d["lab"], d["seed"], d["score"], d["max_score"]) == ("00-counter", 3, 10, 30)
-    t1, t2 = d["tests"]
+    t1, t2, t3 = d["tests"]
     assert set(t1) >= {"name", "points", "max_points", "status", "message", "faults", "history"}
     assert t1["name"] == "test_01_one_worker_counts" and t1["status"] == "passed"
     assert t2["status"] == "failed" and t2["anomalies"] == ["lost-update"]
     assert "[lost-update]" in t2["message"] and "--seed 3" in t2["message"]
     assert "hint: Two workers read" in t2["message"] and t2["faults"] == ["concurrency"]
     assert Path(t2["history"]).is_file()
+    assert t3["name"] == "test_03_seeded_pauses_lose_nothing" and t3["max_points"] == 0
     good = grade_submission(lab, lab.solution_path, seed=3, out_dir=tmp_path / "s")
     assert good.full_marks and good.score == good.max_score == 30
 

@@ -74,10 +74,11 @@ def test_hostile_submission_gets_a_clear_verdict(graded, name):
     r = graded[name]
     assert r.error is None, r.error
     assert [t.name for t in r.tests] == ["test_01_one_worker_counts",
-                                         "test_02_two_workers_do_not_lose_increments"]
+                                         "test_02_two_workers_do_not_lose_increments",
+                                         "test_03_seeded_pauses_lose_nothing"]
     expected = EXPECT[name]
     if expected is None:  # tampering changed nothing: scored exactly like the broken counter
-        assert [t.status for t in r.tests] == ["passed", "failed"]
+        assert [t.status for t in r.tests] == ["passed", "failed", "failed"]
         assert r.tests[1].anomalies == ("lost-update",) and r.score == 10
         return
     status, text = expected

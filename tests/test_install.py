@@ -100,15 +100,18 @@ def test_a_learner_without_root_installs_and_grades(tmp_path):
     work = Path(tempfile.mkdtemp(prefix="sb-learner-", dir="/tmp"))
     try:
         repo = _clone(work)
-        # the learner's pip gets the wheels from a folder root fills from its own cache
-        wheels = work / "wheels"
-        _run([sys.executable, "-m", "pip", "wheel", "-q", "-w", str(wheels), ".", "setuptools",
+        # the learner runs the system's Python; their pip gets the wheels from a folder root
+        # fills with that same Python (so every wheel fits its version) from root's own cache
+        python = shutil.which("python3", path="/usr/bin:/usr/local/bin") or "python3"
+        wheels, builder = work / "wheels", work / "builder"
+        _run([python, "-m", "venv", str(builder)], repo, env)
+        _run([str(builder / "bin" / "pip"), "wheel", "-q", "-w", str(wheels), ".", "setuptools",
               "wheel"], repo, env)
+        shutil.rmtree(builder)
         subprocess.run(["chown", "-R", f"{LEARNER}:", str(work)], check=True)
         os.chmod(work, 0o755)
         lenv = {**env, "HOME": str(home), "USER": LEARNER, "PIP_NO_INDEX": "1",
                 "PIP_FIND_LINKS": str(wheels)}
-        python = shutil.which("python3", path="/usr/bin:/usr/local/bin") or "python3"
         _run([python, "-m", "venv", ".venv"], repo, lenv, user=LEARNER)
         _run([".venv/bin/pip", "install", "-q", "-e", "."], repo, lenv, user=LEARNER)
         _use_the_kit(repo, lenv, user=LEARNER)

@@ -173,12 +173,50 @@ def completeness(lab: LabInfo) -> list[Item]:
     unmarked = [fn.name for fn in tests if not _marker(fn, "points")]
     items.append(Item("each hidden test carries its points", not unmarked,
                       f"add @pytest.mark.points(n) to {unmarked}"))
+    explore = [fn.name for fn in tests if _marker(fn, "explore")]
+    items.append(Item("a seeded exploring test", bool(explore),
+                      "mark a hidden test @pytest.mark.explore that runs a seeded random fault "
+                      "schedule from the lab's faults (`splitbrain check --explore N` reruns it)"))
     items += _anomaly_items(lab)
+    items += _guarantee_items(lab)
     if (lab.rig_dir / "__init__.py").is_file() or lab.faults:
         items += _fault_items(lab)
     items += _variant_items(lab)
     items += _figure_items(lab)
     return items
+
+
+def _guarantee_items(lab: LabInfo) -> list[Item]:
+    """The chapter's guarantees are listed, each taught anomaly belongs to one, and each names a
+    checker that exists (the rig is loaded to look)."""
+    if not lab.guarantees:
+        return [Item("the chapter's guarantees in lab.toml", False,
+                     "list each guarantee the chapter teaches as [[guarantees]] (name, kind, says, "
+                     "anomalies, checker)")]
+    covered = {a for g in lab.guarantees for a in g.anomalies}
+    orphans = [a for a in lab.taught_anomalies if a not in covered]
+    out = [Item("the chapter's guarantees in lab.toml", True),
+           Item("every taught anomaly belongs to a guarantee", not orphans,
+                f"{orphans} belong to no [[guarantees]] entry")]
+    import importlib
+    from splitbrain import rig
+    missing_checkers = []
+    try:
+        rig.load(lab)
+        for g in lab.guarantees:
+            mod, _, fn = g.checker.partition(":")
+            try:
+                if not callable(getattr(importlib.import_module(mod), fn, None)):
+                    missing_checkers.append(g.checker)
+            except ImportError:
+                missing_checkers.append(g.checker)
+    except Exception:  # noqa: BLE001 - a rig that fails to import is reported by _fault_items
+        pass
+    finally:
+        rig.unload()
+    out.append(Item("every guarantee's checker exists", not missing_checkers,
+                    f"no such checker: {missing_checkers}"))
+    return out
 
 
 def _variant_items(lab: LabInfo) -> list[Item]:
