@@ -84,28 +84,77 @@ def _positive(name: str, value: int) -> None:
         raise SystemExit(2)
 
 
-def cmd_grade(args) -> int:
-    import signal
-    import threading
-    from rich.progress import Progress
+def _formats(args) -> list[str]:
     from splitbrain.grading import reports
-    from splitbrain.grading.runner import grade_batch
-    from splitbrain.grading.submissions import SubmissionError, expand
-    lab = _lab(args.lab)
-    _positive("--jobs", args.jobs)
-    _positive("--repeat", args.repeat)
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     bad = [f for f in formats if f not in reports.FORMATS]
     if bad or not formats:
         what = f"unknown format(s) {', '.join(bad)}" if bad else "--format names no report"
         print(f"error: {what}; choose from {', '.join(reports.FORMATS)}, e.g. --format json,csv",
               file=sys.stderr)
+        raise SystemExit(2)
+    return formats
+
+
+def _merge(args) -> int:
+    """``grade --merge OUT SHARD...``: the reports of a batch graded in shards."""
+    from splitbrain.grading import reports
+    from splitbrain.grading.shards import ShardError, merge
+    if args.lab or args.submissions or args.shard:
+        print("error: --merge takes only the output folder and the shard folders: `splitbrain "
+              "grade --merge OUT SHARD1 SHARD2 ...`", file=sys.stderr)
         return 2
+    formats = _formats(args)
+    out, *folders = (Path(p) for p in args.merge)
+    try:
+        slug, results = merge(out, folders)
+    except ShardError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for path in reports.write_reports(results, out, formats):
+        if path.parent.parent.name != "gradescope":
+            print(f"wrote {path}")
+    full = sum(r.full_marks for r in results)
+    print(f"\n{len(results)} submission(s) of {slug} from {len(folders)} shard(s): {full} full "
+          f"marks. Gradebook and reports: {out}/", file=sys.stderr)
+    return 0
+
+
+def cmd_grade(args) -> int:
+    import signal
+    import threading
+    from rich.progress import Progress
+    from splitbrain.grading import reports
+    from splitbrain.grading.runner import batch_keys, grade_batch
+    from splitbrain.grading.submissions import SubmissionError, expand
+    if args.merge:
+        return _merge(args)
+    if not args.lab or not args.submissions:
+        print("error: name the lab and the submissions: `splitbrain grade LAB SUBMISSION...` "
+              "(or merge shards: `splitbrain grade --merge OUT SHARD...`)", file=sys.stderr)
+        return 2
+    lab = _lab(args.lab)
+    _positive("--jobs", args.jobs)
+    _positive("--repeat", args.repeat)
+    formats = _formats(args)
     try:
         subs = expand(_one_per_learner(args.submissions, lab))
     except SubmissionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    keys = batch_keys(subs)
+    shard = None
+    if args.shard:
+        from splitbrain.grading.shards import Manifest, ShardError, parse_shard, slice_of
+        try:
+            i, n = parse_shard(args.shard)
+        except ShardError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        mine = slice_of(keys, i, n)
+        shard = Manifest(lab.slug, args.seed, args.repeat, i, n, tuple(keys),
+                         tuple(keys[j] for j in mine))
+        subs, keys = [subs[j] for j in mine], [keys[j] for j in mine]
     out_dir = Path(args.out) if args.out else Path("grades") / lab.slug
     if out_dir.exists() and not out_dir.is_dir():
         print(f"error: --out {out_dir} is a file; give a folder for the results",
@@ -142,7 +191,12 @@ def cmd_grade(args) -> int:
                 progress.advance(task)
                 progress.console.print(_line(result, reused), markup=False, highlight=False,
                                        soft_wrap=True)
-            results = grade_batch(lab, subs, out_dir, args.seed, args.jobs, args.repeat, done)
+            if shard is not None:
+                from splitbrain.grading.shards import write_manifest
+                out_dir.mkdir(parents=True, exist_ok=True)
+                write_manifest(out_dir, shard)
+            results = grade_batch(lab, subs, out_dir, args.seed, args.jobs, args.repeat, done,
+                                  keys=keys)
     except KeyboardInterrupt:
         left = len(subs) - len(results_seen)
         print(f"stopped: {len(results_seen)} of {len(subs)} submissions graded and saved in "

@@ -72,14 +72,27 @@ def register(sub: argparse._SubParsersAction) -> None:
                "Ctrl-C resumes where it was when run again with the same --out; unchanged "
                "submissions are not graded twice. Reports are written to FOLDER at the end. A "
                "submission that cannot be graded is reported as such and does not stop the "
-               "batch. Exit 0 when the batch completed, 2 on bad arguments, 3 when the services "
-               "do not answer (some tests not graded; run again), 130 when stopped with Ctrl-C.",
+               "batch. On several machines, each grades one --shard of the same folder and "
+               "--merge puts their folders together into the reports one machine would have "
+               "written. Exit 0 when the batch completed, 2 on bad arguments, 3 when the "
+               "services do not answer (some tests not graded; run again), 130 when stopped with "
+               "Ctrl-C.",
                [("splitbrain grade 01 submissions/", "every file in the folder"),
                 ("splitbrain grade 01 alice.py bob.ipynb --out grades/", "two submissions"),
-                ("splitbrain grade 01 subs/ --jobs 2 --format csv", "only the gradebook")])
-    p.add_argument("lab", help=LAB_HELP)
-    p.add_argument("submissions", nargs="+", metavar="SUBMISSION",
+                ("splitbrain grade 01 subs/ --jobs 2 --format csv", "only the gradebook"),
+                ("splitbrain grade 01 subs/ --shard 2/4 --out part2/", "the 2nd of 4 slices"),
+                ("splitbrain grade --merge grades/ part1/ part2/ part3/ part4/",
+                 "the reports of all four")])
+    p.add_argument("lab", nargs="?", help=LAB_HELP + " (not with --merge)")
+    p.add_argument("submissions", nargs="*", metavar="SUBMISSION",
                    help=".py or .ipynb files, or folders holding them")
+    p.add_argument("--shard", metavar="I/N",
+                   help="grade only the I-th of N deterministic slices of the batch (I from 1); "
+                        "every machine given the same folder takes the same slice (default: the "
+                        "whole batch)")
+    p.add_argument("--merge", nargs="+", metavar=("OUT", "SHARD"),
+                   help="merge the --out folders of every shard into OUT and write the reports "
+                        "of the whole batch, no grading (default: off)")
     p.add_argument("--jobs", type=int, default=2,
                    help="submissions graded at once (default 2; each uses about one CPU core)")
     p.add_argument("--out", metavar="FOLDER",

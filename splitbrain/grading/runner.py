@@ -169,13 +169,9 @@ def fingerprint(path: Path, seed: int, repeat: int) -> str:
     return h.hexdigest()
 
 
-def grade_batch(lab: LabInfo, submissions: list[Path], out_dir: str | Path, seed: int = 1,
-                jobs: int = 2, repeat: int = 1, on_done=None) -> list[GradingResult]:
-    """Grade many submissions, ``jobs`` at a time; each result is written atomically to
-    ``out_dir/<key>/result.json`` and reused on the next run when the submission is unchanged
-    (a batch that stopped resumes where it was). One submission's failure never stops the batch."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+def batch_keys(submissions: list[Path]) -> list[str]:
+    """A folder name per submission, unique in the batch (``alice-counter`` for
+    ``alice/counter.py``): the same for the same list, on any machine."""
     subs = [Path(s).resolve() for s in submissions]
     common = Path(os.path.commonpath([str(s.parent) for s in subs])) if len(subs) > 1 else None
     keys: list[str] = []
@@ -184,6 +180,21 @@ def grade_batch(lab: LabInfo, submissions: list[Path], out_dir: str | Path, seed
         while k in keys:
             k += "_"
         keys.append(k)
+    return keys
+
+
+def grade_batch(lab: LabInfo, submissions: list[Path], out_dir: str | Path, seed: int = 1,
+                jobs: int = 2, repeat: int = 1, on_done=None,
+                keys: list[str] | None = None) -> list[GradingResult]:
+    """Grade many submissions, ``jobs`` at a time; each result is written atomically to
+    ``out_dir/<key>/result.json`` and reused on the next run when the submission is unchanged
+    (a batch that stopped resumes where it was). One submission's failure never stops the batch.
+    ``keys`` names each submission's folder (default :func:`batch_keys`; a shard passes the keys
+    of the whole batch so that every machine names a submission alike)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    subs = [Path(s).resolve() for s in submissions]
+    keys = list(keys) if keys is not None else batch_keys(subs)
 
     def one(i: int) -> GradingResult:
         sub, key = subs[i], keys[i]
