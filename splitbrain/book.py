@@ -27,7 +27,6 @@ the labs found under labs/.
 from __future__ import annotations
 
 import ast
-import io
 import json
 import posixpath
 import re
@@ -307,10 +306,15 @@ def _recording(lab: LabInfo, fig: Figure):
 
 
 def figure_svg(lab: LabInfo, fig: Figure) -> str:
-    """The figure as SVG text, identical on every run for the same recording and matplotlib."""
+    """The figure as SVG text, identical on every run for the same recording and matplotlib.
+
+    Drawn at the pictures' own size (7 in: 672 CSS px, which the book's column shows unscaled
+    from a 1280 px window down to 768), its text as glyph outlines so that no reader's fonts
+    change it, each operation with its tooltip (shown when the SVG is opened on its own)."""
     import matplotlib
     from splitbrain import viz
     from splitbrain.history import History
+    from splitbrain.viz._svg import svg_text
     recorded, verdict = _recording(lab, fig)
     t0 = min((e.time for e in recorded.events), default=0.0)      # time from the first event
     history = History.from_events(
@@ -319,9 +323,8 @@ def figure_svg(lab: LabInfo, fig: Figure) -> str:
     with matplotlib.rc_context({"svg.hashsalt": "splitbrain-book", "svg.fonttype": "path",
                                 "font.family": "DejaVu Sans"}):
         figure = draw(history, verdict=verdict, title=fig.title)
-        buf = io.StringIO()
-        figure.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
-    return buf.getvalue()       # viz figures hold no pyplot state: nothing to close
+        return svg_text(figure, metadata={"Date": None, "Creator": None})
+        # viz figures hold no pyplot state: nothing to close
 
 
 # -- the whole book ---------------------------------------------------------------------------
@@ -383,6 +386,13 @@ def gen_files() -> None:
     for page in pages:
         with mkdocs_gen_files.open(page.path, "w") as fh:
             fh.write(page.content)
+    root = Path(config.config_file_path).resolve().parent
+    try:
+        home = home_page(root, Path(config.docs_dir))
+    except BookError as e:
+        raise PluginError(str(e)) from None
+    with mkdocs_gen_files.open("index.md", "w") as fh:   # the home page's table of labs
+        fh.write(home)
     files = mkdocs_gen_files.files
     for page in pages:  # the nav files feed literate-nav; they are not pages of the site
         if posixpath.basename(page.path) == NAV_FILE:
@@ -390,72 +400,84 @@ def gen_files() -> None:
 
 
 # -- the tables of labs in README.md and on the home page ---------------------------------------
-README_HEADER = "| lab | you fix | the anomaly you will see |"
-HOME_HEADER = "| | chapter | the failure | the lab's component |"
+# Both are made from each lab's lab.toml (`you_fix`, `you_see`): README.md holds its table between
+# two markers, written by `splitbrain book --tables` and checked by the suite; the home page's is
+# put in at every build.
+TABLE_BEGIN = "<!-- labs table: generated from labs/*/lab.toml by `splitbrain book --tables` -->"
+TABLE_END = "<!-- end of the labs table -->"
 _ANOMALY = re.compile(r"`([a-z0-9]+(?:-[a-z0-9]+)+)`")
 
 
-def _table(text: str, header: str) -> list[list[str]] | None:
-    lines = text.splitlines()
-    if header not in lines:
-        return None
-    rows = []
-    for line in lines[lines.index(header) + 2:]:
-        if not line.startswith("|"):
-            break
-        rows.append([c.strip() for c in line.strip().strip("|").split("|")])
-    return rows
+def readme_table(labs: list[LabInfo]) -> str:
+    rows = ["| lab | you fix | the anomaly you will see |", "|---|---|---|"]
+    rows += [f"| {lab.slug} | {_cell(lab.you_fix)} | {_cell(lab.you_see)} |" for lab in labs]
+    return "\n".join(rows)
 
 
-def _readme_row(row: list[str]) -> tuple[str, str, str]:
-    """README: | NN-slug | what you fix | the anomaly |  -> (slug, anomaly cell, number)."""
-    return row[0].strip("`"), row[-1], ""
+def home_table(labs: list[LabInfo], docs: Path) -> str:
+    rows = ["| | chapter | the failure | the lab's component |", "|---|---|---|---|"]
+    for lab in labs:
+        title = _chapter_title(docs / lab.chapter) or lab.title
+        rows.append(f"| {lab.number} | [{_link_text(title)}]({lab.chapter}) | {_cell(lab.you_see)} "
+                    f"| {_cell(lab.you_fix)} |")
+    return "\n".join(rows)
 
 
-def _home_row(row: list[str]) -> tuple[str, str, str]:
-    """Home page: | N | [title](chapters/NN-slug.md) | the failure | ... |  -> (chapter, failure
-    cell, number)."""
-    cells = row + [""] * (3 - len(row))
-    link = re.search(r"\]\(([^)]+)\)", cells[1])
-    return (link.group(1) if link else cells[1]), cells[2], cells[0]
+def _put(text: str, table: str, where: str) -> str:
+    if TABLE_BEGIN not in text or TABLE_END not in text:
+        raise BookError(f"{where}: no place for the table of labs; put the two lines "
+                        f"{TABLE_BEGIN!r} and {TABLE_END!r} where it goes")
+    head, rest = text.split(TABLE_BEGIN, 1)
+    return f"{head}{TABLE_BEGIN}\n{table}\n{TABLE_END}{rest.split(TABLE_END, 1)[1]}"
 
 
-_TABLES = (("README.md", README_HEADER, "slug", _readme_row),
-           ("docs/index.md", HOME_HEADER, "chapter", _home_row))
+def home_page(root: Path, docs: Path) -> str:
+    """docs/index.md with its table of labs filled in (at build time; a page without the two
+    marker lines is left as it is, and ``table_problems`` says so)."""
+    text = (docs / "index.md").read_text(encoding="utf-8")
+    if TABLE_BEGIN not in text:
+        return text
+    return _put(text, home_table(book_labs(root), docs), "docs/index.md")
+
+
+def write_tables(root: Path | None = None) -> list[Path]:
+    """Write README.md's table of labs; the files that changed."""
+    root = Path(root) if root is not None else paths.project_root()
+    path = root / "README.md"
+    text = path.read_text(encoding="utf-8")
+    new = _put(text, readme_table(book_labs(root)), "README.md")
+    if new == text:
+        return []
+    path.write_text(new, encoding="utf-8")
+    return [path]
 
 
 def table_problems(root: Path | None = None) -> list[str]:
-    """What is wrong with the tables of labs in README.md (a row per lab, by slug) and on the home
-    page docs/index.md (a row per lab, by its chapter link): a lab with no row, a row of no lab,
-    a wrong number, or an anomaly column that names no taught anomaly of that lab (in
-    backquotes). Empty when both are right."""
+    """What is wrong with the tables of labs: a lab whose `you_fix` or `you_see` is missing or
+    names no taught anomaly, a README.md table that is not the one `splitbrain book --tables`
+    writes, a home page with no place for its table. Empty when all is right."""
     root = Path(root) if root is not None else paths.project_root()
     labs = book_labs(root)
     out = []
-    for name, header, key, parse in _TABLES:
-        path = root / name
-        rows = _table(path.read_text(encoding="utf-8"), header) if path.is_file() else None
-        if rows is None:
-            out.append(f"{name}: no table of labs (a table whose header is {header!r})")
-            continue
-        by_key = {getattr(lab, key): lab for lab in labs}
-        seen = set()
-        for row in rows:
-            k, cell, number = parse(row)
-            lab = by_key.get(k)
-            if lab is None:
-                out.append(f"{name}: the table of labs has a row for {k!r}, which is no lab "
-                           f"under labs/; remove the row or fix it")
-                continue
-            seen.add(k)
-            if number.isdigit() and int(number) != lab.number:
-                out.append(f"{name}: the row of {lab.slug} is numbered {number}, not {lab.number}")
-            named = _ANOMALY.findall(cell)
-            wrong = [a for a in named if a not in lab.taught_anomalies]
-            if wrong or not named:
-                out.append(f"{name}: the row of {lab.slug} must name in backquotes one of its "
-                           f"taught anomalies ({', '.join(lab.taught_anomalies) or 'none'})"
-                           + (f"; {', '.join(wrong)} is not one" if wrong else ""))
-        out += [f"{name}: the table of labs has no row for {lab.slug}; add one"
-                for k, lab in by_key.items() if k not in seen]
+    for lab in labs:
+        named = _ANOMALY.findall(lab.you_see)
+        wrong = [a for a in named if a not in lab.taught_anomalies]
+        if not lab.you_fix.strip():
+            out.append(f"{lab.toml_path}: `you_fix` is empty: the component, in a few words")
+        if wrong or not named:
+            out.append(f"{lab.toml_path}: `you_see` must name in backquotes one of the lab's "
+                       f"taught anomalies ({', '.join(lab.taught_anomalies) or 'none'})"
+                       + (f"; {', '.join(wrong)} is not one" if wrong else ""))
+    readme = root / "README.md"
+    try:
+        text = readme.read_text(encoding="utf-8")
+        if _put(text, readme_table(labs), "README.md") != text:
+            out.append("README.md: the table of labs is not the labs' own; run `splitbrain book "
+                       "--tables`")
+    except (BookError, OSError) as e:
+        out.append(str(e))
+    index = root / "docs" / "index.md"
+    if not index.is_file() or TABLE_BEGIN not in index.read_text(encoding="utf-8"):
+        out.append(f"docs/index.md: no place for the table of labs (the line {TABLE_BEGIN!r} "
+                   f"and {TABLE_END!r})")
     return out

@@ -85,6 +85,11 @@ class LabInfo(BaseModel):
     slug: str = Field(description="the folder name, NN-slug (e.g. 99-example)")
     format_version: Literal[1] = Field(description="lab.toml format; write format_version = 1")
     title: str = Field(min_length=1, description="the lab's title as `splitbrain labs` shows it")
+    you_fix: str = Field(default="", description="the component the learner fixes, in a few words "
+                                                 "(the tables of labs show it)")
+    you_see: str = Field(default="", description="the failure the broken component shows, naming "
+                                                 "a taught anomaly in backquotes (the tables of "
+                                                 "labs show it)")
     chapter: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*\.md$",
                          description="the chapter's path relative to docs/")
     component: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*\.py$",

@@ -206,25 +206,34 @@ def test_the_tables_of_labs_in_readme_and_on_the_home_page_match_labs():
     assert not problems, "\n".join(problems)
 
 
-def test_the_table_check_finds_a_missing_lab_a_stray_row_and_a_wrong_anomaly(tmp_path):
+def test_the_tables_of_labs_are_made_from_the_labs_and_checked(tmp_path):
     root = _project(tmp_path)
-    _toy_lab(root, figure=False)
+    lab = _toy_lab(root, figure=False)
     _fixture_lab(root)
-    (root / "README.md").write_text(
-        f"{book.README_HEADER}\n|---|---|---|\n"
-        "| 07-toy-lab | a toy | it goes stale (`stale-write`) |\n"
-        "| 09-gone | nothing | `lost-event` |\n")
-    (root / "docs" / "index.md").write_text(
-        f"# Home\n\n{book.HOME_HEADER}\n|---|---|---|---|\n"
-        "| 0 | [Counting](chapters/00-counter.md) | one increment lost (`stale-write`) | c |\n"
-        "| 6 | [Toy](chapters/07-toy.md) | it goes stale (`stale-write`) | t |\n")
+    (root / "README.md").write_text(f"# R\n\n{book.TABLE_BEGIN}\n| stale |\n{book.TABLE_END}\n")
+    (root / "docs" / "index.md").write_text(f"# Home\n\n{book.TABLE_BEGIN}\n{book.TABLE_END}\n")
     problems = "\n".join(book.table_problems(root))
-    assert "README.md: the table of labs has no row for 00-counter" in problems
-    assert "README.md: the table of labs has a row for '09-gone'" in problems
-    assert "docs/index.md: the row of 00-counter must name" in problems and \
-        "stale-write is not one" in problems
-    assert "docs/index.md: the row of 07-toy-lab is numbered 6, not 7" in problems
-    assert "07-toy-lab must name" not in problems
+    assert "07-toy-lab/lab.toml: `you_fix` is empty" in problems
+    assert "README.md: the table of labs is not the labs' own; run `splitbrain book --tables`" \
+        in problems
+    toml = lab / "lab.toml"
+    toml.write_text(toml.read_text().replace(
+        'title = "A toy"\n', 'title = "A toy"\nyou_fix = "a toy"\n'
+                             'you_see = "it goes stale (`lost-event`)"\n'))
+    assert "`you_see` must name in backquotes one of the lab's taught anomalies (stale-write); "\
+           "lost-event is not one" in "\n".join(book.table_problems(root))
+    toml.write_text(toml.read_text().replace("`lost-event`", "`stale-write`"))
+    fixture = root / "labs" / "00-counter" / "lab.toml"
+    fixture.write_text(fixture.read_text().replace(
+        'title = "A counter that counts"\n', 'title = "A counter that counts"\nyou_fix = "a '
+        'counter"\nyou_see = "an increment lost (`lost-update`)"\n'))
+    assert book.write_tables(root) == [root / "README.md"]
+    assert book.table_problems(root) == [] and book.write_tables(root) == []
+    readme = (root / "README.md").read_text()
+    assert "| 07-toy-lab | a toy | it goes stale (`stale-write`) |" in readme
+    home = book.home_page(root, root / "docs")
+    assert "| 7 | [The toy chapter](chapters/07-toy.md) | it goes stale (`stale-write`) | a toy |" \
+        in home and "| 0 | " in home
 
 
 def test_how_labs_work_names_only_faults_of_the_registry():

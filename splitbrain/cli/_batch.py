@@ -265,7 +265,9 @@ def cmd_verify(args) -> int:
         return 2
     _positive("--jobs", args.jobs)
     _positive("--repeat", args.repeat)
-    problem = services_problem(labs)
+    from splitbrain.grading.labcheck import missing
+    complete = [lab for lab in labs if not missing(lab)]   # only those are graded
+    problem = services_problem(complete) if complete else None
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 3

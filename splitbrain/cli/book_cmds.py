@@ -35,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                [("splitbrain book", "build the book into site/"),
                 ("splitbrain book --check", "exit 1 if a lab cannot go in the book"),
                 ("splitbrain book --serve", "read it at http://127.0.0.1:8000/"),
-                ("splitbrain book --record 01", "record lab 01's figures again")])
+                ("splitbrain book --record 01", "record lab 01's figures again"),
+                ("splitbrain book --tables", "write README.md's table of labs")])
     g = p.add_mutually_exclusive_group()
     g.add_argument("--check", action="store_true",
                    help="check without building: exit 1 if a lab cannot be put in the book (an "
@@ -44,6 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--serve", action="store_true",
                    help="serve the book, rebuilt on every change to docs/ or labs/ (Ctrl-C stops "
                         "it)")
+    g.add_argument("--tables", action="store_true",
+                   help="write README.md's table of labs from each lab.toml (you_fix, you_see); "
+                        "the home page's is made at every build (default: off)")
     g.add_argument("--record", metavar="LAB",
                    help="record LAB's figures again from a grading of its broken handout (a "
                         "number or a name)")
@@ -106,6 +110,14 @@ def cmd_book(args: argparse.Namespace) -> int:
                       f"set SPLITBRAIN_ROOT to it)", 2)
     if args.record:
         return _record(args)
+    if args.tables:
+        from splitbrain import book
+        try:
+            changed = book.write_tables(root)
+        except book.BookError as e:
+            return _error(str(e))
+        print(f"wrote {changed[0]}" if changed else "README.md's table of labs was current")
+        return _tables_fit(root)
     if args.check:
         rc = _labs_fit(root) or _tables_fit(root)
         if rc == 0:

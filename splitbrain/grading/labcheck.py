@@ -133,6 +133,10 @@ def completeness(lab: LabInfo) -> list[Item]:
     items: list[Item] = []
     toml = lab.toml_path
     items.append(Item("lab.toml filled in", not _todo(toml), f"{_rel(lab, toml)} has TODOs"))
+    items.append(Item("the lab's line in the tables of labs", bool(lab.you_fix.strip()) and
+                      "`" in lab.you_see and not TODO.search(lab.you_fix + lab.you_see),
+                      "write `you_fix` and `you_see` (naming a taught anomaly in backquotes) in "
+                      "lab.toml, then `splitbrain book --tables`"))
     items.append(Item("hints", bool(lab.hints) and not any(TODO.search(h) for h in lab.hints),
                       "write at least one hint in lab.toml `hints`"))
     items.append(Item("the chapter", lab.chapter_path.is_file() and not _todo(lab.chapter_path),
