@@ -2,7 +2,7 @@
 
 Target: the proxy adds at most 0.5 ms per round trip (median). Two setups are measured: the proxy
 in the client's own process (``FaultProxy``, sharing the interpreter with the client, as in a test)
-and the standalone server (``python -m splitbrain.faults.proxy``, its own process, as in Docker mode).
+and the standalone server (``python -m splitbrain.faults.proxy``, its own process, as a standalone Toxiproxy-compatible server).
 Run:
     SPLITBRAIN_REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python bench/bench_proxy.py [N]
 Without SPLITBRAIN_REDIS_URL the kit's services start a Redis.

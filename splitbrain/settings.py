@@ -161,13 +161,6 @@ class Settings:
     kafka_port = Var("KAFKA_PORT", default="19092", reader=COMPOSE,
                      doc="Loopback port of the docker backend's Kafka, which it also advertises "
                          "(the kit picks one).")
-    toxiproxy_port = Var("TOXIPROXY_PORT", default="18474", reader=COMPOSE,
-                         doc="Loopback port of the docker backend's Toxiproxy API (the kit picks "
-                             "one).")
-    toxiproxy_first_port = Var("TOXIPROXY_FIRST_PORT", default="21000", reader=COMPOSE,
-                               doc="First loopback port of Toxiproxy's 20 proxy ports.")
-    toxiproxy_last_port = Var("TOXIPROXY_LAST_PORT", default="21019", reader=COMPOSE,
-                              doc="Last loopback port of Toxiproxy's 20 proxy ports.")
     pg_password = Var("PG_PASSWORD", default="splitbrain", reader=COMPOSE,
                       doc="Password of the docker backend's Postgres superuser (the kit makes one "
                           "per checkout).")

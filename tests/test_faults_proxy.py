@@ -81,6 +81,30 @@ def test_blackhole_holds_bytes_and_delivers_them_after_heal(fp):
     client(fp).delete(key)
 
 
+def test_a_toxiproxy_timeout_loses_a_write_and_the_heal_closes_its_connection(fp):
+    """Toxiproxy's ``timeout`` (blackhole(hold=False)): the SET sent during the partition is
+    dropped, the heal closes the connection it was sent on, and the key was never written. The
+    kit's ``hold`` (the partition fault) would have run it after the heal (test above)."""
+    r = client(fp, timeout=10)
+    key = f"proxy:{uuid.uuid4().hex}"
+    r.ping()
+    handle = fp.blackhole(hold=False)
+    outcome = {}
+
+    def call():
+        try:
+            outcome["value"] = r.set(key, "held")
+        except redis.ConnectionError as e:
+            outcome["error"] = e
+    t = threading.Thread(target=call)
+    t.start()
+    time.sleep(0.2)    # the SET is on the wire (were it later, the closed connection fails it too)
+    handle.remove()
+    t.join(10)
+    assert "error" in outcome, outcome             # the connection closed under the call
+    assert client(fp).get(key) is None             # and the write never ran
+
+
 def test_blackhole_with_timeout_closes_connections(fp):
     r = client(fp, timeout=5)
     r.ping()
@@ -202,7 +226,7 @@ def test_http_api_drives_the_same_proxy(redis_addr, redis_url):
         r = redis.Redis.from_url(p.url_for(redis_url), socket_timeout=0.3, retry=None)
         assert r.ping()
         with p.blackhole():
-            assert {t["type"] for t in p.toxics()} == {"timeout"}
+            assert {t["type"] for t in p.toxics()} == {"hold"}
             with pytest.raises(redis.TimeoutError):
                 r.ping()
         with pytest.raises(ToxicError) as e:
@@ -342,3 +366,35 @@ def test_upstream_limit_data_and_slicer_on_a_byte_stream(echo_addr):
             assert _roundtrip(fp.port, b"x" * 1000) == b"x" * 1000
         with fp.limit_data(10, stream="downstream"):
             assert _roundtrip(fp.port, b"y" * 100) == b"y" * 10     # then the proxy closed it
+
+
+def test_removing_a_latency_sends_what_it_was_delaying_at_once(echo_addr):
+    """Toxiproxy's latency toxic, interrupted, "exits fast without applying latency" and passes
+    on what it was holding (toxics/latency.go); an update re-times it the same way."""
+    import socket
+    with FaultProxy() as fp:
+        fp.start(upstream=echo_addr)
+        with socket.create_connection(("127.0.0.1", fp.port), timeout=10) as s:
+            slow = fp.latency(60_000)
+            s.sendall(b"one")
+            _wait_queued(fp)                       # the echo is in the proxy, delayed
+            slow.remove()
+            assert s.recv(3) == b"one"             # long before a minute
+            fp.add("latency", name="slow", latency=60_000)
+            s.sendall(b"two")
+            _wait_queued(fp)
+            status, body = fp.transport.request("POST", f"/proxies/{fp.name}/toxics/slow",
+                                                {"attributes": {"latency": 0}})
+            assert status == 200, body
+            assert s.recv(3) == b"two"
+
+
+def _wait_queued(fp, deadline_s: float = 10.0) -> None:
+    """Wait until the proxy holds a delayed piece (a look inside the proxy: the kit's own test)."""
+    def queued():
+        p = fp._server._proxies[fp.name]
+        return sum(len(link.queue) for c in p.conns for link in c.links.values())
+    end = time.monotonic() + deadline_s
+    while not fp._server._run(queued):
+        assert time.monotonic() < end, "nothing reached the proxy's queue"
+        time.sleep(0.005)

@@ -1,4 +1,6 @@
-"""docker/compose.yaml is valid Compose, and names what the docker backend needs."""
+"""docker/compose.yaml is valid Compose, and names what the docker backend needs: the three
+services, and no Toxiproxy container (network faults go through the kit's own proxy on every
+backend)."""
 from __future__ import annotations
 
 import json
@@ -26,9 +28,9 @@ def _config(env: dict | None = None) -> dict:
     return json.loads(out.stdout)
 
 
-def test_compose_file_is_valid_and_has_the_four_services():
+def test_compose_file_is_valid_and_has_the_three_services():
     cfg = _config()
-    assert set(cfg["services"]) == {"postgres", "redis", "kafka", "toxiproxy"}
+    assert set(cfg["services"]) == {"postgres", "redis", "kafka"}
     assert cfg["services"]["postgres"]["image"].startswith("postgres:16")
     assert cfg["services"]["redis"]["image"].startswith("redis:7")
     assert "KAFKA_PROCESS_ROLES" in cfg["services"]["kafka"]["environment"]  # KRaft, no ZooKeeper
@@ -59,3 +61,30 @@ def test_url_of_matches_the_compose_settings():
     assert docker_backend.url_of("postgres", s) == "postgresql://postgres:pw@127.0.0.1:1/postgres"
     assert docker_backend.url_of("redis", s) == "redis://:rpw@127.0.0.1:2/0"
     assert docker_backend.url_of("kafka", s) == "127.0.0.1:3"
+
+
+def test_no_container_waits_for_faults_the_kit_would_not_send_it():
+    """Nothing in the compose file is a fault proxy, and the backend picks no port for one: the
+    grader's proxies are the kit's own, in front of whichever backend serves."""
+    cfg = _config()
+    images = [svc["image"] for svc in cfg["services"].values()]
+    assert not [i for i in images if "toxiproxy" in i], images
+    assert set(docker_backend.PORT_VARS) == set(cfg["services"])
+
+
+def test_the_proxy_fixture_builds_the_kits_proxy_whatever_the_backend():
+    """The grader's ``proxy`` fixture puts a FaultProxy in front of the namespace's URL, so the
+    docker backend's services get the same faults (hold, stall, seeded rolls) as the others."""
+    from types import SimpleNamespace
+
+    from splitbrain.faults.proxy import FaultProxy
+    from splitbrain.grading.proxies import ServiceProxy
+    ns = SimpleNamespace(redis_url="redis://:pw@127.0.0.1:16379/0", pg_url=None)
+    px = ServiceProxy("redis", services=None, ns=ns, seed=7)
+    try:
+        assert isinstance(px._proxy, FaultProxy)
+        assert px.url == f"redis://:pw@127.0.0.1:{px.port}/0"
+        with px.blackhole():
+            assert {t["type"] for t in px.toxics()} == {"hold"}
+    finally:
+        px.close()

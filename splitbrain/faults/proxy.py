@@ -19,19 +19,39 @@ In a test::
 
 One asyncio loop in a daemon thread serves every proxy of a ``ProxyServer``; all state changes run
 on that loop, so toxics take effect between two chunks of a stream, never in the middle of one.
-Where this proxy differs from Toxiproxy: disabling a proxy (``refuse``) closes open connections with
-a FIN, as Toxiproxy does; toxicity rolls come from a seeded generator, so runs replay.
+
+It behaves as Toxiproxy 2.9 does (``tests/test_faults_toxiproxy_compat.py`` drives it with
+Toxiproxy's own Python and Node clients): every toxic of 2.9 with its effects (``timeout`` drops
+bytes, restarts its timer on each chunk and closes its connections when removed; removing a
+``latency`` sends what it was delaying at once); ``/populate`` checks every entry before touching
+a proxy and leaves one with the same listen address and upstream as it is; a new upstream or
+listen address closes a proxy's connections; IPv6 addresses in brackets (``[::1]:0``);
+``/version`` is ``{"version": "2.9.0"}``; status codes as 2.9's (409 for a name in use, 500 for a
+listen address in use). What is the kit's own, on purpose:
+
+- ``hold``: the named option for a partition that delivers what it held after the heal (the
+  ``partition`` fault and ``blackhole()``); Toxiproxy's ``timeout`` loses it. ``stall`` holds the
+  message after the first N. A real toxiproxy refuses both (400 invalid toxic type).
+- toxicity rolls and jitter come from a seeded generator, so a run replays.
+- a proxy with no ``listen`` address (or an empty host) listens on 127.0.0.1, not on every
+  interface; an unknown toxic attribute or a negative value is refused, naming it.
+- ``reset_peer`` always ends in a TCP RST (2.9 sets SO_LINGER 0 only on connections opened
+  after the toxic was added: link.go); a client's half-close is passed on as one (2.9 closes
+  both ways).
+- a stall toxic's ``state`` and ``ProxyServer.connections()`` are not in Toxiproxy's API; the
+  HTTP ``Server`` header says ``splitbrain-proxy``.
 """
 from __future__ import annotations
 
 import asyncio
 import random
+import socket
 import threading
 from typing import Any
 
-from splitbrain.faults.proxy_conn import _Proxy, _split_addr
+from splitbrain.faults.proxy_conn import _Proxy
 from splitbrain.faults.toxics import ToxicError, parse_toxic, update_toxic
-from splitbrain.faults.toxiproxy import Proxy, Transport
+from splitbrain.faults.toxiproxy import Proxy, Transport, split_addr
 
 __all__ = ["ProxyServer", "FaultProxy", "ToxicError"]
 
@@ -70,41 +90,91 @@ class ProxyServer:
     def proxies(self) -> dict[str, dict]:
         return self._run(lambda: {n: p.to_dict() for n, p in self._proxies.items()})
 
+    @staticmethod
+    def _parse(body: Any, where: str = "") -> tuple[str, tuple[str, int], tuple[str, int], bool]:
+        """A proxy's JSON -> (name, listen, upstream, enabled), or ToxicError naming what is wrong."""
+        if not isinstance(body, dict):
+            raise ToxicError(f"a proxy is a JSON object with 'name', 'upstream' ('host:port') and "
+                             f"optionally 'listen' and 'enabled', got {body!r}{where}")
+        for field in ("name", "upstream"):
+            if not isinstance(body.get(field), str) or not body[field]:
+                raise ToxicError(f"missing required field: {field}{where} (a proxy needs a "
+                                 f"non-empty 'name' and 'upstream' ('host:port'))")
+        enabled = body.get("enabled")
+        if enabled is None:
+            enabled = True
+        elif not isinstance(enabled, bool):
+            raise ToxicError(f"'enabled' is true or false, got {enabled!r}{where}")
+        return (body["name"], split_addr(body.get("listen") or "127.0.0.1:0", "listen"),
+                split_addr(body["upstream"], "upstream"), enabled)
+
     def create(self, body: dict) -> dict:
-        if not isinstance(body, dict) or not isinstance(body.get("name"), str) or not body["name"]:
-            raise ToxicError("a proxy needs a JSON object with a non-empty 'name', 'upstream' "
-                             "('host:port') and optionally 'listen' and 'enabled'")
-        name = body["name"]
-        upstream = _split_addr(body.get("upstream"), "upstream")
-        listen = _split_addr(body.get("listen") or "127.0.0.1:0", "listen")
+        name, listen, upstream, enabled = self._parse(body)
 
         async def create():
             if name in self._proxies:
                 raise ToxicError(f"proxy {name!r} already exists", 409)
             proxy = _Proxy(self, name, listen, upstream)
-            if body.get("enabled", True):
+            if enabled:
                 await proxy.enable()
             self._proxies[name] = proxy
             return proxy.to_dict()
         return self._run(create)
 
+    def populate(self, body: Any) -> tuple[list[dict], ToxicError | None]:
+        """Toxiproxy's POST /populate: every entry is checked before any proxy is touched; a proxy
+        whose name exists with the same listen address and upstream is left as it is (its
+        connections and toxics too); one that differs is stopped and replaced. Returns the
+        proxies, and the error that stopped it part way (a listen address in use), if any."""
+        if not isinstance(body, list):
+            raise ToxicError("populate takes a JSON list of proxies")
+        items = [self._parse(item, f" at proxy {i}") for i, item in enumerate(body, 1)]
+
+        async def populate():
+            done: list[dict] = []
+            for name, listen, upstream, enabled in items:
+                old = self._proxies.get(name)
+                if old is not None:
+                    if upstream == old.upstream and await _same_listen(listen, old.listen):
+                        done.append(old.to_dict())
+                        continue
+                    await old.disable()
+                    del self._proxies[name]
+                proxy = _Proxy(self, name, listen, upstream)
+                if enabled:
+                    try:
+                        await proxy.enable()
+                    except ToxicError as e:
+                        return done, e
+                self._proxies[name] = proxy
+                done.append(proxy.to_dict())
+            return done, None
+        return self._run(populate)
+
     def get(self, name: str) -> dict:
         return self._run(lambda: self._get(name).to_dict())
 
     def update(self, name: str, body: dict) -> dict:
+        """Toxiproxy's proxy update: a new listen address or upstream stops the proxy (closing its
+        connections) and starts it again there if it stays enabled."""
         if not isinstance(body, dict):
             raise ToxicError(f"a proxy update is a JSON object like {{'enabled': false}}, got {body!r}")
+        enabled = body.get("enabled")
+        if enabled is not None and not isinstance(enabled, bool):
+            raise ToxicError(f"'enabled' is true or false, got {enabled!r}")
+        upstream = split_addr(body["upstream"], "upstream") if body.get("upstream") else None
+        listen = split_addr(body["listen"], "listen") if body.get("listen") else None
 
         async def update():
             proxy = self._get(name)
-            if "upstream" in body:
-                proxy.upstream = _split_addr(body["upstream"], "upstream")
-            if "listen" in body and _split_addr(body["listen"], "listen") != proxy.listen:
+            want = proxy.enabled if enabled is None else enabled
+            moved = (upstream not in (None, proxy.upstream) or
+                     (listen is not None and not await _same_listen(listen, proxy.listen)))
+            if moved:
                 await proxy.disable()
-                proxy.listen = _split_addr(body["listen"], "listen")
-                body.setdefault("enabled", True)
-            if "enabled" in body:
-                await (proxy.enable() if body["enabled"] else proxy.disable())
+                proxy.upstream = upstream or proxy.upstream
+                proxy.listen = listen or proxy.listen
+            await (proxy.enable() if want else proxy.disable())
             return proxy.to_dict()
         return self._run(update)
 
@@ -159,14 +229,17 @@ class ProxyServer:
         return self._run(get)
 
     def update_toxic(self, proxy: str, name: str, body: dict) -> dict:
+        """New attributes and/or toxicity: the toxic starts again on every connection (toxicity
+        rolled again, a timeout's timer restarted), as Toxiproxy does, without its removal."""
         def update():
             p = self._get(proxy)
             if name not in p.toxics:
                 raise ToxicError(f"no toxic {name!r} on proxy {proxy!r}", 404)
             new = update_toxic(p.toxics[name], body)
-            self._remove_toxic(p, name)
             p.toxics[name] = new
+            p.stalls.pop(name, None)
             for conn in list(p.conns):
+                conn.forget(name, new)
                 conn.roll(new, self.rng)
             p.notify()
             return new.to_dict()
@@ -182,10 +255,12 @@ class ProxyServer:
 
     @staticmethod
     def _remove_toxic(p: _Proxy, name: str) -> None:
-        del p.toxics[name]
+        toxic = p.toxics.pop(name)
         p.stalls.pop(name, None)
         for conn in list(p.conns):
             conn.forget(name)
+            if toxic.type == "timeout":
+                conn.close()     # Toxiproxy's timeout Cleanup: every link it was on is closed
         p.notify()
 
     def connections(self, proxy: str) -> int:
@@ -218,6 +293,21 @@ class ProxyServer:
         self.close()
 
 
+async def _same_listen(want: tuple[str, int], have: tuple[str, int]) -> bool:
+    """Whether listen address ``want`` (as asked) is ``have`` (as bound): names resolved, port 0
+    never the same (it asks for a new port)."""
+    if want == have:
+        return True
+    if want[1] != have[1]:
+        return False
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(want[0], want[1],
+                                                             type=socket.SOCK_STREAM)
+    except OSError:
+        return False
+    return have[0] in {i[4][0] for i in infos}
+
+
 class _LocalTransport(Transport):
     """Speaks the Toxiproxy API to an in-process ProxyServer without HTTP."""
 
@@ -246,7 +336,7 @@ class FaultProxy(Proxy):
         """Start proxying to ``upstream``; returns the port clients should connect to."""
         if self._started:
             raise ToxicError(f"proxy {self.name!r} is already started (port {self.port})", 409)
-        host, port = _split_addr(upstream, "upstream")
+        host, port = split_addr(upstream, "upstream")
         info = self._server.create({"name": self.name, "upstream": f"{host}:{port}",
                                     "listen": listen})
         self._started = True

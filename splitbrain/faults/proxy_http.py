@@ -15,13 +15,15 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from splitbrain.faults.toxics import ToxicError
 
-VERSION = "splitbrain-proxy/2.9-compatible"
+VERSION = "2.9.0"          # the Toxiproxy version whose API and toxics this proxy follows
+SERVER = "splitbrain-proxy"  # the Server header says which proxy answered
 
 
 def route(server: Any, method: str, path: str, body: Any = None) -> tuple[int, Any]:
@@ -45,14 +47,10 @@ def _route(s: Any, method: str, parts: list[str], body: Any) -> tuple[int, Any]:
         case ("POST", ["proxies"]):
             return 201, s.create(body)
         case ("POST", ["populate"]):
-            if not isinstance(body, list):
-                raise ToxicError("populate takes a JSON list of proxies")
-            created = []
-            for item in body:
-                name = item.get("name") if isinstance(item, dict) else None
-                if name in s.proxies():
-                    s.delete(name)
-                created.append(s.create(item))
+            created, error = s.populate(body)
+            if error is not None:
+                return error.status, {"error": str(error), "status": error.status,
+                                      "proxies": created}
             return 201, {"proxies": created}
         case ("GET", ["proxies", name]):
             return 200, s.get(name)
@@ -79,6 +77,9 @@ def make_http_server(server: Any, host: str = "127.0.0.1", port: int = 0) -> Thr
     """An HTTP server (not yet serving) that answers the API for ``server``."""
 
     class Handler(BaseHTTPRequestHandler):
+        server_version = SERVER
+        sys_version = ""
+
         def _answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
@@ -100,9 +101,11 @@ def make_http_server(server: Any, host: str = "127.0.0.1", port: int = 0) -> Thr
         def log_message(self, *args: Any) -> None:
             pass
 
-    httpd = ThreadingHTTPServer((host, port), Handler)
-    httpd.daemon_threads = True
-    return httpd
+    class Server(ThreadingHTTPServer):
+        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        daemon_threads = True
+
+    return Server((host, port), Handler)
 
 
 def serve_in_thread(server: Any, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
@@ -123,19 +126,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="seed for toxicity rolls and jitter")
     args = ap.parse_args(argv)
     host, _, port = args.api.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     if not port.isdigit():
-        ap.error(f"--api must be HOST:PORT, e.g. 127.0.0.1:8474, got {args.api!r}")
+        ap.error(f"--api must be HOST:PORT, e.g. 127.0.0.1:8474 or [::1]:8474, got {args.api!r}")
     proxies = ProxyServer(seed=args.seed)
     if args.config:
         with open(args.config) as fh:
             status, payload = route(proxies, "POST", "/populate", json.load(fh))
         if status >= 400:
+            proxies.close()
             ap.error(f"--config {args.config}: {payload['error']}")
     try:
         httpd = make_http_server(proxies, host or "127.0.0.1", int(port))
     except OSError as e:
         ap.error(f"cannot listen on {args.api}: {e.strerror or e}")
-    print(f"fault proxy API on http://{host}:{httpd.server_address[1]}", flush=True)
+    bound = httpd.server_address[0]
+    shown = f"[{bound}]" if ":" in bound else bound
+    print(f"fault proxy API on http://{shown}:{httpd.server_address[1]}", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=httpd.shutdown).start())
     try:
         httpd.serve_forever()

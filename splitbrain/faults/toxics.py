@@ -1,24 +1,36 @@
 """Toxics: the faults a proxy applies to the bytes of one direction of a connection.
 
-The names, attributes and units are Toxiproxy's, so the same JSON drives the kit's own proxy and a
-real toxiproxy:
+The names, attributes and units are Toxiproxy's (2.9), so the same JSON drives the kit's own proxy
+and a real toxiproxy, with the same effect; ``hold`` and ``stall`` are the kit's own:
 
 ============  =============================================  ==========================================
 type          attributes                                     effect on the stream
 ============  =============================================  ==========================================
-latency       latency (ms), jitter (ms)                      each chunk waits latency ± jitter
+noop          (none)                                         nothing: bytes pass untouched
+latency       latency (ms), jitter (ms)                      each chunk waits latency ± jitter;
+                                                             removing the toxic sends what it was
+                                                             delaying at once
 bandwidth     rate (KB/s)                                    chunks are paced to ``rate`` kilobytes/s
 slow_close    delay (ms)                                     closing the connection is delayed
-timeout       timeout (ms)                                   bytes stop (held, not delivered); after
-                                                             ``timeout`` ms the connection is closed;
-                                                             0 = never closed, bytes flow again when
-                                                             the toxic is removed (a partition)
+timeout       timeout (ms)                                   bytes are dropped (read and thrown away);
+                                                             with ``timeout`` > 0 the connection is
+                                                             closed once ``timeout`` ms pass with no
+                                                             bytes (each chunk restarts the timer);
+                                                             removing the toxic closes every
+                                                             connection it was on: what was sent
+                                                             meanwhile is lost
 reset_peer    timeout (ms)                                   the next bytes make the proxy reset the
                                                              connection (TCP RST) after ``timeout`` ms
 slicer        average_size, size_variation (bytes),          chunks are cut into small pieces sent
               delay (microseconds)                           ``delay`` apart
 limit_data    bytes                                          the connection is closed once ``bytes``
                                                              have passed
+hold          timeout (ms)                                   the kit's partition: bytes stop and are
+                                                             held (not read, not lost); removing the
+                                                             toxic lets them flow again, in order, on
+                                                             the same connection; with ``timeout`` > 0
+                                                             each connection is closed ``timeout`` ms
+                                                             after the toxic reached it
 stall         after (messages)                               the first ``after`` chunks pass (counted
                                                              over every connection of the proxy), then
                                                              the next is held, with all that follows,
@@ -26,20 +38,32 @@ stall         after (messages)                               the first ``after``
                                                              the toxic's ``state`` says it engaged
 ============  =============================================  ==========================================
 
-``stall`` is the kit's own (real Toxiproxy has no such toxic): it puts a stall at an exact point
-of a conversation, between two round trips, so a test can go through every such point in turn.
+``timeout`` is Toxiproxy's (toxics/timeout.go: data "dropped on the ground", the timer made anew
+on every pass of its loop, and a ``Cleanup`` that closes the link when the toxic is removed).
+``hold`` is the kit's named option for what a lesson about a delayed write needs: a partition
+that holds a request and delivers it after the heal (lab 01's write that arrives after its lease
+ran out). ``Proxy.blackhole()`` and the ``partition`` fault use ``hold``; ``blackhole(hold=False)``
+is Toxiproxy's ``timeout``. ``stall`` puts a stall at an exact point of a conversation, between two
+round trips, so a test can go through every such point in turn. A real toxiproxy answers
+400 "invalid toxic type" to ``hold`` and ``stall``.
 
 ``stream`` is ``"upstream"`` (client -> server) or ``"downstream"`` (server -> client, the default),
 ``toxicity`` is the probability (0..1) that the toxic applies to a given connection.
+
+Where the kit is stricter than Toxiproxy on purpose: an unknown attribute, a negative number, a
+bandwidth ``rate`` of 0 or a slicer ``average_size`` of 0 is refused (400, naming it) where
+Toxiproxy ignores the attribute or takes the value, so a typo in a test is seen, not silently
+ignored.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TOXIC_TYPES", "STREAMS", "Toxic", "ToxicError", "parse_toxic"]
+__all__ = ["TOXIC_TYPES", "KIT_TOXICS", "STREAMS", "Toxic", "ToxicError", "parse_toxic"]
 
 TOXIC_TYPES: dict[str, dict[str, int]] = {
+    "noop": {},
     "latency": {"latency": 0, "jitter": 0},
     "bandwidth": {"rate": 0},
     "slow_close": {"delay": 0},
@@ -47,8 +71,10 @@ TOXIC_TYPES: dict[str, dict[str, int]] = {
     "reset_peer": {"timeout": 0},
     "slicer": {"average_size": 0, "size_variation": 0, "delay": 0},
     "limit_data": {"bytes": 0},
+    "hold": {"timeout": 0},
     "stall": {"after": 0},
 }
+KIT_TOXICS = frozenset({"hold", "stall"})   # the kit's own: a real toxiproxy refuses them
 STREAMS = ("upstream", "downstream")
 
 
@@ -106,6 +132,8 @@ def parse_toxic(body: Any, default_name: str | None = None) -> Toxic:
     if type_ not in TOXIC_TYPES:
         raise ToxicError(f"unknown toxic type {type_!r}; use one of {sorted(TOXIC_TYPES)}")
     stream = body.get("stream") or "downstream"
+    if isinstance(stream, str):
+        stream = stream.lower()          # Toxiproxy takes any case (stream.ParseDirection)
     if stream not in STREAMS:
         raise ToxicError(f"toxic stream must be 'upstream' or 'downstream', got {stream!r}")
     toxicity = body.get("toxicity", 1.0)

@@ -10,6 +10,12 @@
     redis_proxy.blackhole()                               # bytes stop both ways: a partition
     redis_proxy.heal()                                    # all toxics gone, proxy enabled
 
+``blackhole()`` (the ``partition`` fault) uses the kit's ``hold`` toxic: held bytes are delivered
+after the heal, on the same connection (a write delayed in the network). ``blackhole(hold=False)``
+or ``timeout()`` is Toxiproxy's ``timeout`` toxic: bytes are dropped, and the heal closes the
+connections they were sent on. A real toxiproxy refuses the kit's own toxics (``hold``, ``stall``);
+the error says so.
+
 Each fault method adds toxics and returns a ``ToxicHandle``; leaving its ``with`` block (or calling
 ``.remove()``) removes exactly those toxics. ``stream`` is ``"upstream"`` (client to server),
 ``"downstream"`` (server to client) or ``"both"`` (one toxic per direction).
@@ -22,11 +28,42 @@ import urllib.error
 import urllib.request
 from typing import Any, Iterable
 
-from splitbrain.faults.toxics import ToxicError
+from splitbrain.faults.toxics import KIT_TOXICS, ToxicError
 
-__all__ = ["ToxiproxyClient", "Proxy", "ToxicHandle", "Transport", "HttpTransport", "ToxicError"]
+__all__ = ["ToxiproxyClient", "Proxy", "ToxicHandle", "Transport", "HttpTransport", "ToxicError",
+           "split_addr", "join_addr"]
 
 _names = itertools.count(1)
+
+
+def split_addr(addr: Any, what: str) -> tuple[str, int]:
+    """``"host:port"``, ``"[::1]:port"`` or ``(host, port)`` -> (host, port). An empty host is
+    127.0.0.1: the kit never listens on every interface unless asked (Toxiproxy's empty listen
+    address does)."""
+    if isinstance(addr, (tuple, list)) and len(addr) == 2:
+        host, port = addr
+        host = str(host).strip("[]")
+    elif isinstance(addr, str) and ":" in addr:
+        host, _, port = addr.rpartition(":")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        elif ":" in host:
+            raise ToxicError(f"{what} {addr!r}: write an IPv6 address in brackets, "
+                             f"e.g. '[::1]:8080'")
+    else:
+        raise ToxicError(f"{what} must be 'host:port' or (host, port), got {addr!r}")
+    try:
+        port = int(port)
+    except (TypeError, ValueError):
+        raise ToxicError(f"{what} port must be a number, got {addr!r}") from None
+    if not 0 <= port <= 65535:
+        raise ToxicError(f"{what} port {port} is out of range")
+    return (str(host) or "127.0.0.1", port)
+
+
+def join_addr(host: str, port: int) -> str:
+    """(host, port) -> ``"host:port"``, IPv6 in brackets (Go's net.JoinHostPort, as Toxiproxy)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class Transport:
@@ -138,8 +175,10 @@ class Proxy:
 
     @property
     def host(self) -> str:
-        host = self.listen.rpartition(":")[0]
-        return "127.0.0.1" if host in ("", "0.0.0.0", "[::]") else host
+        """Where a client connects: the listen host (an IPv6 one without brackets), 127.0.0.1 for
+        a proxy that listens on every interface."""
+        host = split_addr(self.listen, "listen")[0] if self.listen else ""
+        return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
 
     def url_for(self, url: str) -> str:
         """``redis://127.0.0.1:6379/0`` -> the same URL through this proxy (host:port replaced)."""
@@ -149,7 +188,7 @@ class Proxy:
             raise ValueError(f"url_for() needs a URL with host and port, got {url!r}")
         netloc = parts.netloc.rpartition("@")
         auth = netloc[0] + "@" if netloc[1] else ""
-        return urlunsplit(parts._replace(netloc=f"{auth}{self.host}:{self.port}"))
+        return urlunsplit(parts._replace(netloc=auth + join_addr(self.host, self.port)))
 
     def refresh(self) -> dict:
         info = _check(*self.transport.request("GET", f"/proxies/{self.name}"), f"proxy {self.name}")
@@ -168,8 +207,16 @@ class Proxy:
                 tname = base if stream != "both" else f"{base}_{s}"
                 body = {"name": tname, "type": type_, "stream": s, "toxicity": toxicity,
                         "attributes": attributes}
-                _check(*self.transport.request("POST", f"/proxies/{self.name}/toxics", body),
-                       f"adding {type_} toxic to {self.name}")
+                status, payload = self.transport.request("POST", f"/proxies/{self.name}/toxics",
+                                                         body)
+                if status == 400 and type_ in KIT_TOXICS and "invalid toxic type" in str(payload):
+                    raise ToxicError(
+                        f"adding {type_} toxic to {self.name}: this server is a real toxiproxy, "
+                        f"which has no {type_!r} toxic (the kit's own). Use the kit's proxy "
+                        f"(python -m splitbrain.faults.proxy --api HOST:PORT)"
+                        + (", or blackhole(hold=False): Toxiproxy's timeout, which drops what "
+                           "it holds" if type_ == "hold" else ""), 400)
+                _check(status, payload, f"adding {type_} toxic to {self.name}")
                 names.append(tname)
         except Exception:
             ToxicHandle(self, names, type_).remove()
@@ -184,11 +231,22 @@ class Proxy:
         """Delay each chunk by ``ms`` ± ``jitter`` milliseconds (downstream: once per reply)."""
         return self.add("latency", stream, latency=int(ms), jitter=int(jitter))
 
-    def blackhole(self, timeout_ms: int = 0, stream: str = "both") -> ToxicHandle:
-        """A partition: bytes stop and connections hang. ``timeout_ms`` > 0 closes them after."""
-        return self.add("timeout", stream, timeout=int(timeout_ms))
+    def blackhole(self, timeout_ms: int = 0, stream: str = "both", hold: bool = True) -> ToxicHandle:
+        """A partition: bytes stop and connections hang. ``hold=True`` (the kit's ``hold`` toxic)
+        keeps what was sent and delivers it after the heal; ``timeout_ms`` > 0 closes each
+        connection that long after the partition reached it. ``hold=False`` is Toxiproxy's
+        ``timeout`` (see :meth:`timeout`)."""
+        if not hold:
+            return self.timeout(timeout_ms, stream)
+        return self.add("hold", stream, timeout=int(timeout_ms))
 
     partition = blackhole
+
+    def timeout(self, timeout_ms: int = 0, stream: str = "both") -> ToxicHandle:
+        """Toxiproxy's ``timeout`` toxic: bytes are dropped; ``timeout_ms`` > 0 closes a
+        connection once it sent nothing for that long; removing the toxic closes every connection
+        it was on, so nothing sent meanwhile ever arrives."""
+        return self.add("timeout", stream, timeout=int(timeout_ms))
 
     def reset_peer(self, timeout_ms: int = 0, stream: str = "both") -> ToxicHandle:
         """The next bytes on a connection (a request or its reply) make the proxy send TCP RST."""

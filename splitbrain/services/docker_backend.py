@@ -1,5 +1,6 @@
-"""The docker backend: docker/compose.yaml (postgres:16, redis:7, Apache Kafka in KRaft mode,
-toxiproxy) started with Compose, only when a Docker engine answers (checked with the Docker SDK).
+"""The docker backend: docker/compose.yaml (postgres:16, redis:7, Apache Kafka in KRaft mode)
+started with Compose, only when a Docker engine answers (checked with the Docker SDK). Network
+faults go through the kit's own fault proxy (splitbrain.faults.proxy) as on every backend.
 
 Each checkout gets its own Compose project, on free loopback ports chosen once and kept in the
 state dir, so two checkouts on one machine do not collide."""
@@ -19,7 +20,7 @@ from . import external, procs
 from .errors import DockerUnavailable, ServiceError
 
 PORT_VARS = {"postgres": "SPLITBRAIN_PG_PORT", "redis": "SPLITBRAIN_REDIS_PORT",
-             "kafka": "SPLITBRAIN_KAFKA_PORT", "toxiproxy": "SPLITBRAIN_TOXIPROXY_PORT"}
+             "kafka": "SPLITBRAIN_KAFKA_PORT"}
 
 
 def compose_file() -> Path:
