@@ -309,8 +309,8 @@ def figure_svg(lab: LabInfo, fig: Figure) -> str:
     """The figure as SVG text, identical on every run for the same recording and matplotlib.
 
     Drawn at the pictures' own size (7 in: 672 CSS px, which the book's column shows unscaled
-    from a 1280 px window down to 768), its text as glyph outlines so that no reader's fonts
-    change it, each operation with its tooltip (shown when the SVG is opened on its own)."""
+    in a 1280 px window), its text as glyph outlines so that no reader's fonts change it, each
+    operation with its tooltip (shown when the SVG is opened on its own)."""
     import matplotlib
     from splitbrain import viz
     from splitbrain.history import History

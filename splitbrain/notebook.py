@@ -21,7 +21,8 @@ only interactively::
 :class:`Experiment` whose ``spawn``, ``proxy``, ``nemesis``, ``ns`` and ``history`` behave like the
 grader's fixtures of the same names; leaving the ``with`` block heals every fault, stops the
 workers, closes the proxies and drops the namespace. ``show`` draws ``splitbrain.viz.spacetime`` (or
-``picture="lease"`` for ``lease_timeline``) inline and prints the verdict in words.
+``picture="lease"`` for ``lease_timeline``) inline, with a tooltip on each operation, and prints
+the verdict in words.
 """
 from __future__ import annotations
 
@@ -149,8 +150,11 @@ def show(history: History, verdict: Any = None, picture: str = "spacetime",
          title: str | None = None, **kwargs: Any):
     """Draw ``history`` inline (``picture``: "spacetime" or "lease") and print the verdict.
 
-    Returns the matplotlib Figure, so a notebook cell that ends with ``show(...)`` displays it.
-    Extra keyword arguments go to the picture (``ttl_s=`` for the lease timeline).
+    Returns the matplotlib Figure, so a notebook cell that ends with ``show(...)`` displays it
+    (``display(fig)`` too). The space-time diagram shows itself as an inline SVG: rest the
+    pointer on an operation to read its call, its result and the faults active then; the
+    offending operations are outlined in red. Where HTML is not shown it is a PNG. Extra keyword
+    arguments go to the picture (``ttl_s=`` for the lease timeline).
     """
     from splitbrain import viz
     draw = {"spacetime": viz.spacetime, "lease": viz.lease_timeline}.get(picture)

@@ -2,7 +2,9 @@
 (PNG/SVG via ``save``) and on the site.
 
 * ``spacetime(history, verdict=None)`` — one lane per process, operations as bars by outcome,
-  faults shaded, the anomaly's evidence outlined in red;
+  faults shaded, the operations the verdict names (and only they) outlined in red; legible at
+  the book's width and in a notebook, where it is an inline SVG whose operations tell their
+  call, result and the faults active when the pointer rests on them;
 * ``lease_timeline(history, ttl_s)`` — leases with their fencing tokens, accepted/rejected writes;
 * ``saga_graph(steps, effects)`` — forward steps, compensations, where sagas ended;
 * ``partition_ring(ring, keys, moved=...)`` — shards and keys on a hash ring.
