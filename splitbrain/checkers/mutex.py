@@ -9,7 +9,8 @@ accepted. Two checks, each a pure function:
     the grader): records with ``token`` and ``accepted`` (bool), optionally ``process`` and
     ``event`` (a history index, for the picture). Anomaly kinds:
 
-    * ``stale-write`` — a write was accepted with a token lower than a token already accepted.
+    * ``stale-write`` — a write was accepted with a token lower than a token already accepted
+      (its events: the stale write; ``data["context"]``: the newer write it landed after).
 
 ``check_mutual_exclusion(history, ttl_s=None, acquire="acquire", release="release")``
     Operations ``acquire`` (ok = granted) and ``release`` per process. A holder *certainly* holds
@@ -18,7 +19,8 @@ accepted. Two checks, each a pure function:
     Anomaly kinds:
 
     * ``overlapping-holders`` — another process's acquire was invoked *and* granted entirely
-      inside that interval: two holders at once, whatever the timing uncertainty.
+      inside that interval: two holders at once, whatever the timing uncertainty (its events: the
+      second grant; ``data["context"]``: the holder it overlapped).
 """
 from __future__ import annotations
 
@@ -46,13 +48,14 @@ def check_fencing(writes: Iterable[Any]) -> Verdict:
         if not _get(rec, "accepted", False):
             continue
         if best is not None and token < best:
-            events = tuple(e for e in (_get(best_rec, "event"), _get(rec, "event")) if e is not None)
+            stale, newer = _get(rec, "event"), _get(best_rec, "event")
             anomalies.append(Anomaly(
                 "stale-write",
                 f"{_get(rec, 'process', 'a writer')} wrote with token {token} after "
                 f"{_get(best_rec, 'process', 'a writer')} had written with token {best}; the "
-                f"storage accepted the stale write", events,
-                {"token": token, "newer_token": best}))
+                f"storage accepted the stale write", (stale,) if stale is not None else (),
+                {"token": token, "newer_token": best,
+                 "context": [newer] if newer is not None else []}))
         elif best is None or token > best:
             best, best_rec = token, rec
     return verdict("fencing", anomalies, writes=n)
@@ -104,8 +107,9 @@ def check_mutual_exclusion(history: History,
                     f"{b['process']} was granted the lock (token {b['token']}) at "
                     f"{b['start']:.3f} s while {a['process']} still held it (token {a['token']}, "
                     f"held from {a['start']:.3f} s {_until(a['end'])})",
-                    a["events"] + b["events"],
-                    {"holders": [a["process"], b["process"]], "tokens": [a["token"], b["token"]]}))
+                    b["events"],
+                    {"holders": [a["process"], b["process"]], "tokens": [a["token"], b["token"]],
+                     "context": list(a["events"])}))
     return verdict("mutual-exclusion", anomalies, grants=len(hs))
 
 
