@@ -407,6 +407,7 @@ def node_client(tmp_path_factory):
     return node, where
 
 
+@pytest.mark.slow
 def test_toxiproxy_node_client_sees_the_same_behaviour(node_client, api, echo):
     node, where = node_client
     script = where / "drive.js"

@@ -31,6 +31,7 @@ def grading_env(services, monkeypatch, tmp_path):
     return lab
 
 
+@pytest.mark.slow
 def test_broken_fails_with_the_taught_anomaly_solution_passes(grading_env, tmp_path):
     lab = grading_env
     broken = grade_submission(lab, lab.component_path, seed=3, out_dir=tmp_path / "b")
@@ -93,6 +94,7 @@ def test_notebook_submissions(tmp_path):
     assert len(expand([HOSTILE])) == len(list(HOSTILE.glob("*.py")) + list(HOSTILE.glob("*.ipynb")))
 
 
+@pytest.mark.slow
 def test_batch_is_resumable_and_reports_are_written(grading_env, tmp_path):
     lab = grading_env
     subs = tmp_path / "subs"
@@ -112,6 +114,7 @@ def test_batch_is_resumable_and_reports_are_written(grading_env, tmp_path):
     assert (tmp_path / "out" / "gradescope" / "bob-counter" / "results.json").is_file()
 
 
+@pytest.mark.slow
 def test_verify_proves_the_fixture_lab_and_refuses_a_broken_solution(grading_env, tmp_path):
     proof = verify_lab(grading_env, out_dir=tmp_path / "v")
     assert proof.proves, proof.problems
@@ -148,6 +151,7 @@ def _cli(*args, cwd=None):
                           text=True, cwd=cwd, timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_labs_check_hint_verify(grading_env, tmp_path):
     out = _cli("labs", "--json")
     assert json.loads(out.stdout)["labs"][0]["lab"] == "00-counter"

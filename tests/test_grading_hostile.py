@@ -13,6 +13,8 @@ from splitbrain.grading.submissions import expand
 from splitbrain.lab import discover_labs
 from splitbrain.testing import require
 
+pytestmark = pytest.mark.slow   # the grading of a whole batch of hostile submissions
+
 FIXTURE = Path(__file__).parent / "fixtures" / "project"
 HOSTILE = Path(__file__).parent / "hostile" / "00-counter"
 

@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import pytest
 
 from splitbrain import paths
-from splitbrain.grading.variants import Variant, build, judge, load_variants
+from splitbrain.grading.variants import Variant, VariantError, build, judge, load_variants
 from splitbrain.lab import LabInfo, discover_labs
 from splitbrain.testing import require_binary
 
@@ -23,8 +23,16 @@ JOBS = max(1, int(os.environ.get("SPLITBRAIN_VARIANT_JOBS", "2")))
 SEED = 1
 
 
-def _cases() -> list[tuple[LabInfo, Variant]]:
-    return [(lab, v) for lab in LABS for v in load_variants(lab)]
+def _cases() -> list[tuple[LabInfo, Variant | str]]:
+    """(lab, variant) for every variant; (lab, why) for a lab whose variants.toml cannot be read,
+    so that only that lab's test fails, with the reason."""
+    out: list[tuple[LabInfo, Variant | str]] = []
+    for lab in LABS:
+        try:
+            out += [(lab, v) for v in load_variants(lab)]
+        except VariantError as e:
+            out.append((lab, str(e)))
+    return out
 
 
 CASES = _cases()
@@ -38,7 +46,8 @@ def gradings(request, grading_env, tmp_path_factory):
               and "case" in item.callspec.params]
     built = tmp_path_factory.mktemp("built")
     futures: dict[str, Future] = {}
-    runnable = [c for c in wanted if all(shutil.which(b) for b in c[1].binaries)]
+    runnable = [c for c in wanted
+                if not isinstance(c[1], str) and all(shutil.which(b) for b in c[1].binaries)]
     with ThreadPoolExecutor(JOBS) as pool:
         for lab, v in sorted(runnable, key=lambda c: c[1].select is not None):
             key = f"{lab.slug}:{v.name}"
@@ -57,9 +66,12 @@ def gradings(request, grading_env, tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", CASES, ids=[f"{lab.slug[:2]}-{v.name}" for lab, v in CASES])
+@pytest.mark.parametrize("case", CASES, ids=[
+    f"{lab.slug[:2]}-{v.name if not isinstance(v, str) else 'variants.toml'}" for lab, v in CASES])
 def test_variant_is_graded_for_the_right_reason(case, gradings):
     lab, variant = case
+    if isinstance(variant, str):
+        pytest.fail(variant, pytrace=False)
     for binary in variant.binaries:
         require_binary(binary)
     problems = judge(variant, gradings[f"{lab.slug}:{variant.name}"].result(), lab.slug)
@@ -70,6 +82,9 @@ def test_variant_is_graded_for_the_right_reason(case, gradings):
 def test_every_lab_has_a_correct_variant_and_mistakes(lab):
     """A lab whose only correct component is its own solution has not shown that the grader
     judges behaviour rather than one design."""
-    vs = load_variants(lab)
+    try:
+        vs = load_variants(lab)
+    except VariantError as e:
+        pytest.fail(str(e), pytrace=False)
     assert any(v.correct for v in vs), f"{lab.slug}: no different correct design among variants"
     assert any(not v.correct for v in vs), f"{lab.slug}: no subtle mistake among variants"

@@ -12,6 +12,7 @@ def _count(conn_url: str, table: str = "t") -> int:
         return c.execute(f"select count(*) from {table}").fetchone()[0]
 
 
+@pytest.mark.slow
 def test_postgres_kill_takes_every_backend_and_restart_recovers():
     with spawn_postgres() as pg:
         with pg.connect() as c:
@@ -33,6 +34,7 @@ def test_postgres_kill_takes_every_backend_and_restart_recovers():
     assert not data.exists()
 
 
+@pytest.mark.slow
 def test_postgres_standby_delay_pause_resume_promote():
     with spawn_postgres() as pg:
         with pg.connect() as c:
@@ -61,6 +63,7 @@ def test_postgres_standby_delay_pause_resume_promote():
     assert not sb_dir.exists()
 
 
+@pytest.mark.slow
 def test_postgres_standby_apply_delay_holds_commits_back():
     with spawn_postgres() as pg, pg.standby(apply_delay_ms=60_000) as sb:
         with pg.connect() as c:

@@ -29,6 +29,8 @@ from chromium import FIGURE_JS, Browser
 from splitbrain import book, paths
 from splitbrain.viz._common import ANOMALY_COLOR
 
+pytestmark = pytest.mark.slow   # a real browser on the built book, nbconvert and JupyterLab
+
 ROOT = paths.project_root()
 MIN_PX = 11.5
 ANOMALY_RGB = tuple(int(ANOMALY_COLOR[i:i + 2], 16) for i in (1, 3, 5))
