@@ -4,9 +4,11 @@ WHAT TO FIX
 -----------
 This lock works on a quiet afternoon and corrupts data on a bad one. Under the grader, the process
 holding the lock will be frozen (a stop-the-world GC pause) for longer than its lease, cut off from
-Redis by a partition, given a clock that runs minutes behind, and killed outright. Another worker
-takes the lock in the meantime. When the first holder wakes up, its write must not land, and
-nothing it does may break the new holder's lease.
+Redis by a partition, stalled between any two of its round trips to Redis or Postgres, given a
+clock that runs minutes behind or jumps, and killed outright; the lock server's own clock may
+step ahead and end every lease at once. Another worker takes the lock in the meantime. When the
+first holder wakes up, its write must not land, and nothing it does may break the new holder's
+lease.
 
 Today three things go wrong (the notebook shows the first one happening):
   * FencedStore.write() stores whatever it is given. A holder whose lease expired overwrites the
@@ -25,11 +27,14 @@ RedisLock(redis, name, ttl_ms, clock=None)
     redis: a ``redis.Redis`` client (decode_responses is not set: replies are bytes).
     name: the Redis key of the lock. Any other key you need must start with ``name`` (for example
         ``name + ":fence"``): your Redis user may only touch keys under that prefix.
-    ttl_ms: the lease: how long the lock stays taken if its holder never releases it.
+    ttl_ms: the lease, in milliseconds (> 0): how long the lock stays taken if its holder never
+        releases it.
     clock: a ``splitbrain.Clock`` (``now()``, ``monotonic()``, ``sleep(s)``). Use it instead of the
-        ``time`` module; the grader may skew it.
+        ``time`` module; the grader may skew it, make it jump, or make it run fast.
   acquire(wait_s=0.0) -> int | None
-    Take the lock, retrying for up to ``wait_s`` seconds. Returns the fencing token of this
+    Take the lock, retrying for up to ``wait_s`` seconds of ``clock.monotonic()``, with a pause of
+    a few milliseconds between attempts (``clock.sleep``; a tight loop floods the Redis every
+    holder depends on, and the grader counts the requests). Returns the fencing token of this
     acquisition, or None if the lock is still held by someone else when the wait is over.
   release() -> bool
     Give the lock up. True if this call released a lock that this object held, False otherwise.

@@ -13,6 +13,9 @@ from rig.checkers import check_policy, combine
 from rig.ratelimit import LIMIT
 from splitbrain.grading import expect_valid
 
+# Public tests are worth no points: they show how the grader drives your code.
+pytestmark = pytest.mark.points(0)
+
 
 @pytest.fixture
 def client():

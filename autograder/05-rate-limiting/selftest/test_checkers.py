@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 
 from rig.checkers import (
-    Decision, check_bounded, check_decision_types, check_envelope, check_key_expiry,
-    check_policy, check_rate_limit, check_starvation, decisions_from_history, during, outside)
+    Decision, check_bounded, check_decision_types, check_decisions, check_envelope,
+    check_key_expiry, check_policy, check_rate_limit, check_starvation, decisions_from_history,
+    during, outside)
 from splitbrain.history import Event, History, call_value
 
 LIMIT, WINDOW = 10, 2.0   # rate 5/s
@@ -69,6 +70,23 @@ def test_slack_absorbs_one_extra_admission_but_not_two():
     assert check_envelope(burst(0, LIMIT + 2), LIMIT, WINDOW).valid is False
 
 
+def test_the_sliding_counters_rounding_is_within_the_slack():
+    # Cloudflare's counter with 10 at the end of one window, then the next: at 1 % into it the
+    # estimate is 10 * 0.99 + 0 < 10, so one more is admitted: 11 within 20 ms.
+    ds = burst(1.99, LIMIT) + [d(2.02)]
+    assert check_envelope(ds, LIMIT, WINDOW).valid is True
+
+
+def test_one_too_many_per_window_is_over_the_envelope_after_a_few_windows():
+    # A sliding log with an off-by-one (11 per window), hammered: bursts of 11 every window.
+    ds = burst(0.0, LIMIT + 1) + burst(2.0, LIMIT + 1) + burst(4.0, LIMIT + 1)
+    v = check_envelope(ds, LIMIT, WINDOW)
+    assert v.valid is False and v.kinds() == ["over-limit"]
+    # The exact log is within it.
+    ds = burst(0.0, LIMIT) + burst(2.0, LIMIT) + burst(4.0, LIMIT)
+    assert check_envelope(ds, LIMIT, WINDOW).valid is True
+
+
 def test_clients_are_limited_separately():
     ds = burst(0.0, LIMIT, client="x") + burst(0.0, LIMIT, client="y")
     assert check_envelope(ds, LIMIT, WINDOW).valid is True
@@ -93,9 +111,11 @@ def test_bad_parameters_are_named():
 
 def test_a_limiter_that_denies_everything_starves_the_client():
     v = check_starvation(burst(0.0, 20, False), LIMIT, WINDOW)
-    assert v.valid is False
-    [a] = v.anomalies
-    assert a.kind == "starved" and a.data["admitted"] == 0 and a.data["needed"] == 5
+    assert v.valid is False and set(v.kinds()) == {"starved"}
+    rules = {a.data["rule"]: a for a in v.anomalies}
+    assert set(rules) == {"quiet-burst", "rate"}
+    assert rules["quiet-burst"].data["owed"] == LIMIT and rules["quiet-burst"].data["admitted"] == 0
+    assert rules["rate"].data["admitted"] == 0 and rules["rate"].data["needed"] == 5
 
 
 def test_a_limiter_that_admits_the_limit_does_not_starve():
@@ -117,6 +137,85 @@ def test_a_light_client_is_entitled_to_everything_it_asked_for():
     assert check_starvation(ds, LIMIT, WINDOW).valid is True
     ds = [d(k * 0.5, k == 0) for k in range(4)]
     assert check_starvation(ds, LIMIT, WINDOW).valid is False
+
+
+# the quiet burst: a quiet client may spend its whole limit at once
+
+def test_a_quiet_client_gets_its_whole_limit_at_once():
+    assert check_starvation(burst(0.0, LIMIT) + burst(0.05, 10, False), LIMIT, WINDOW).valid
+    # one short (a limiter that counts one request too many) is starved ...
+    v = check_starvation(burst(0.0, LIMIT - 1) + burst(0.05, 10, False), LIMIT, WINDOW)
+    assert v.valid is False
+    [a] = [a for a in v.anomalies if a.data["rule"] == "quiet-burst"]
+    assert (a.data["owed"], a.data["admitted"]) == (LIMIT, LIMIT - 1)
+    assert "quiet client may spend its whole limit" in a.message
+
+
+def test_each_quiet_gap_of_two_windows_owes_the_limit_again():
+    # 10 at once, quiet for two windows, 10 at once again: both bursts are owed in full.
+    ok = burst(0.0, LIMIT) + burst(0.1, 3, False) + burst(4.2, LIMIT)
+    assert check_starvation(ok, LIMIT, WINDOW).valid is True
+    short = burst(0.0, LIMIT) + burst(0.1, 3, False) + burst(4.2, LIMIT - 2) + burst(4.3, 3, False)
+    v = check_starvation(short, LIMIT, WINDOW)
+    assert [a.data["rule"] for a in v.anomalies] == ["quiet-burst"]
+    # a gap of less than two windows is not quiet (the sliding-window counter still remembers)
+    assert check_starvation(burst(0.0, LIMIT) + burst(3.5, LIMIT - 2) + burst(3.6, 3, False),
+                            LIMIT, WINDOW).valid is True
+
+
+def test_requests_taken_while_redis_failed_may_have_spent_the_limit():
+    # 8 admitted, 2 decided while Redis failed (they may have counted), then 3 refused: owed 8.
+    judged = burst(0.0, 8) + burst(0.2, 3, False)
+    faulted = [d(0.1, True, process="b"), d(0.11, False, process="b")]
+    assert check_starvation(judged, LIMIT, WINDOW, faulted=faulted).valid is True
+    # without them, the 3 refusals would be owed admissions
+    assert check_starvation(judged, LIMIT, WINDOW).valid is False
+
+
+# the steady client: below the rate, never refused
+
+def steady(n: int, every: float, refused: set[int] = frozenset(), client="s") -> list[Decision]:
+    return [d(k * every, k not in refused, client=client) for k in range(n)]
+
+
+def test_a_client_steadily_below_the_rate_is_never_refused():
+    # one request every 0.45 s: 2.2/s against a rate of 5/s
+    assert check_starvation(steady(30, 0.45), LIMIT, WINDOW).valid is True
+    v = check_starvation(steady(30, 0.45, {17}), LIMIT, WINDOW)
+    assert v.valid is False
+    [a] = v.anomalies
+    assert a.data["rule"] == "steady" and a.data["rejected"] == 1
+    assert "steadily at half the rate" in a.message
+
+
+def test_a_client_above_half_the_rate_may_be_refused_now_and_then():
+    # 4/s is within the limit, but above what every correct design admits without fail
+    assert check_starvation(steady(30, 0.25, {17}), LIMIT, WINDOW).valid is True
+
+
+def test_steadiness_is_judged_on_the_worst_case_timing():
+    # pairs of calls 50 ms apart, a pair every 0.9 s: steady when each call answers at once ...
+    def pairs(width: float) -> list[Decision]:
+        return [d(0.9 * (k // 2) + 0.05 * (k % 2), k != 17, client="s", width=width)
+                for k in range(30)]
+    assert [a.data["rule"] for a in check_starvation(pairs(0.002), LIMIT, WINDOW).anomalies] == [
+        "steady"]
+    # ... but when each took half a second, two pairs may have been decided 0.45 s apart: four
+    # requests in 0.45 s is more than a quarter of the limit plus half the rate allows, so a
+    # refusal among them is no anomaly
+    assert check_starvation(pairs(0.5), LIMIT, WINDOW).valid is True
+
+
+# about the rate, over a long run
+
+def test_a_limiter_that_counts_its_refusals_starves_a_busy_client():
+    # a client asking every 20 ms for 4 s gets its first 10 and nothing after
+    ds = [d(0.02 * k, k < LIMIT) for k in range(200)]
+    v = check_starvation(ds, LIMIT, WINDOW)
+    assert "rate" in [a.data["rule"] for a in v.anomalies]
+    # a sliding log gives it 10 every window
+    ds = [d(0.02 * k, (k % 100) < LIMIT) for k in range(200)]
+    assert check_starvation(ds, LIMIT, WINDOW).valid is True
 
 
 # -- bound, types, policy, keys ----------------------------------------------------------------
@@ -153,6 +252,14 @@ def test_keys_must_expire():
     v = check_key_expiry({"p:a": -1, "p:b": 10**9}, 20_000)
     assert [a.data["key"] for a in v.anomalies] == ["p:a", "p:b"]
     assert v.kinds() == ["unbounded-keys"]
+
+
+def test_decisions_must_be_booleans_in_time():
+    ds = [d(0.0, True), d(0.1, 1), d(1.0, width=2.5), d(2.0, width=None)]
+    v = check_decisions(ds, 1.0)
+    assert sorted(a.kind for a in v.anomalies) == ["bad-decision", "hung-decision",
+                                                   "hung-decision"]
+    assert check_decisions([d(0.0, True), d(0.1, False)], 1.0).valid is True
 
 
 def test_combined_check_is_invalid_when_any_part_is():

@@ -178,19 +178,22 @@ def _parse(msg) -> TopicRecord:
     return TopicRecord(msg.partition(), msg.offset(), key, value, raw)
 
 
-def read_topic(bootstrap: str, topic: str, timeout_s: float = 15.0) -> TopicRead:
+def read_topic(bootstrap: str, topic: str, timeout_s: float = 15.0,
+               partitions: int | None = None) -> TopicRead:
     """Every record of ``topic`` from the beginning, in offset order per partition.
 
     Writes one sentinel record (header ``splitbrain-sentinel``) to each partition and reads until
     every sentinel written by this call is seen; sentinels (this call's and earlier ones) are left
-    out of the result. ``complete`` is False when the deadline passed first.
+    out of the result. ``complete`` is False when the deadline passed first. ``partitions``: the
+    topic's partition count when the caller knows it (else the broker is asked).
     """
     from confluent_kafka import Consumer, Producer, TopicPartition
 
-    n = _partitions(bootstrap, topic)
+    n = partitions or _partitions(bootstrap, topic)
     token = uuid.uuid4().hex
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all",
-                         "enable.idempotence": True})
+    # acks=all without idempotence: an idempotent producer waits half a second for its producer
+    # id before its first send, and a sentinel written twice is harmless (only its token counts)
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
     failures: list[str] = []
 
     def report(err, _msg) -> None:
@@ -206,14 +209,14 @@ def read_topic(bootstrap: str, topic: str, timeout_s: float = 15.0) -> TopicRead
                            f"{failures or [f'{left} undelivered']}")
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"sb-reader-{token}",
                          "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                         "session.timeout.ms": 6000})
+                         "session.timeout.ms": 6000, "fetch.wait.max.ms": 50})
     out = TopicRead(partitions=n)
     seen: set[int] = set()
     try:
         consumer.assign([TopicPartition(topic, p, 0) for p in range(n)])
         deadline = time.monotonic() + timeout_s
         while len(seen) < n and time.monotonic() < deadline:
-            for msg in consumer.consume(500, timeout=0.2):
+            for msg in consumer.consume(500, timeout=0.02):
                 if msg.error():
                     continue
                 headers = dict(msg.headers() or [])

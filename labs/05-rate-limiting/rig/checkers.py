@@ -19,12 +19,22 @@ grades with the envelope, the promise every correct design keeps; for interval l
 The grader never knows exactly when a decision was taken, only that it happened between the call
 (``start``) and the answer (``end``). Every check therefore gives the component the benefit of the
 doubt: an over-limit needs a set of admissions that *must* have fallen within an interval too short
-for them. Tolerances (``slack``, ``rate_tolerance``) are wide for a correct limiter and still far
-below what the broken designs admit (about twice the limit).
+for them. The one tolerance is ``slack`` (one request for a limit of 10): Cloudflare's
+sliding-window counter, which the chapter calls approximate ("a small error"), rounds its estimate
+and admits up to one request more than the envelope right after its own window boundary; a
+sliding-window log, a token bucket and GCRA never exceed the envelope at all. There is no
+tolerance on the rate: every correct design refills at exactly ``limit / window_s``, so a limiter
+that admits one request too many per window is over the envelope after a few windows.
 
-Checks (anomaly kinds):
+Who may be refused is judged as strictly, with the faults in view: ``faulted`` decisions (taken
+while Redis was failing) are not judged, but they may have spent some of the client's limit, so
+each one lowers what the client is owed by one.
+
+Checks (anomaly kinds), one per guarantee of the chapter (``[[guarantees]]`` in lab.toml):
   ``over-limit``      more admissions in some interval than the envelope allows;
-  ``starved``         a client got less than half of what the limit entitles it to;
+  ``starved``         a client within its limit was refused: a quiet client did not get its whole
+                      limit at once, a client sending steadily below the rate was rejected, or a
+                      client sending faster than the rate got less than half of it;
   ``hung-decision``   a decision came back later than the bound, or never (the call timed out);
   ``policy-broken``   while Redis was slow or unreachable, a decision differed from the declared
                       failure policy (``"open"`` admits, ``"closed"`` denies), or was an error;
@@ -49,7 +59,7 @@ __all__ = [
     "Decision", "decisions_from_history", "outside", "during", "combine",
     "check_envelope",
     "check_starvation", "check_bounded", "check_policy", "check_decision_types",
-    "check_key_expiry", "check_rate_limit", "POLICIES",
+    "check_decisions", "check_key_expiry", "check_rate_limit", "POLICIES",
 ]
 
 POLICIES = ("open", "closed")
@@ -152,18 +162,18 @@ def _by_client(decisions: Iterable[Decision]) -> dict[str, list[Decision]]:
 
 
 def check_envelope(decisions: Sequence[Decision], limit: int, window_s: float, *,
-                   slack: int | None = None, rate_tolerance: float = 1.05,
+                   slack: int | None = None, rate_tolerance: float = 1.0,
                    budget: int = 3000) -> Verdict:
     """``over-limit``: some interval held more admissions than ``limit + rate * d`` allows.
 
     For each client, looks for a set S of admissions that all started at or after x and all
     answered by y: their decisions were taken inside [x, y], so at most
     ``limit + slack + rate * rate_tolerance * (y - x)`` of them may exist. ``slack`` defaults to
-    10 % of the limit (at least 1). Reports the worst interval per client. More than ``budget``
-    admissions for one client: "unknown".
+    1 (the sliding-window counter's rounding, see the module docstring). Reports the worst
+    interval per client. More than ``budget`` admissions for one client: "unknown".
     """
     _positive(limit=limit, window_s=window_s)
-    slack = max(1, math.ceil(0.1 * limit)) if slack is None else slack
+    slack = 1 if slack is None else slack
     rate = limit / window_s * rate_tolerance
     anomalies: list[Anomaly] = []
     worst_excess = 0.0
@@ -199,21 +209,87 @@ def check_envelope(decisions: Sequence[Decision], limit: int, window_s: float, *
 
 
 def check_starvation(decisions: Sequence[Decision], limit: int, window_s: float, *,
-                     fraction: float = 0.5) -> Verdict:
-    """``starved``: a client was admitted less than ``fraction`` of what it was entitled to.
+                     fraction: float = 0.5, faulted: Sequence[Decision] = (),
+                     budget: int = 3000) -> Verdict:
+    """``starved``: a client within its limit was refused. Three rules, each kept by every
+    correct design (sliding-window log, sliding-window counter, token bucket, GCRA):
 
-    Entitlement: ``min(requests, limit + rate * d)`` where d is the time that surely passed between
-    the client's first answer and its last call. Only decisions that answered count.
+    * **a quiet client may spend its whole limit at once.** A client's requests fall into
+      episodes separated by quiet gaps of at least two windows (from the answer of one request to
+      the call of the next; two, because the sliding-window counter still weighs the previous
+      window). In each episode, of the ``n`` judged requests at least ``min(n, limit - f)`` are
+      admitted, ``f`` being the episode's faulted requests (each may have spent one unit).
+    * **a client sending steadily below the rate is never rejected.** A client all of whose
+      requests (faulted ones too) fit a quarter of the burst and half the rate (``k`` requests
+      between the answer of the first and the call of the last, ``d`` seconds apart, with
+      ``k <= limit / 4 + rate / 2 * d``) must have every judged request admitted.
+    * **a client sending faster still gets about the rate.** Over the time that surely passed
+      between its first answer and its last call, ``d``, a client is owed
+      ``min(requests, limit + rate * d - f)``; it must get at least ``fraction`` of that.
+
+    ``decisions`` are the ones to judge (taken while Redis worked); ``faulted`` are the same
+    clients' decisions taken while it failed (not judged; see the module docstring). More than
+    ``budget`` requests of one client: the steady-rate rule is "unknown" for it.
     """
     _positive(limit=limit, window_s=window_s)
     rate = limit / window_s
-    anomalies = []
+    anomalies: list[Anomaly] = []
+    unknown = False
+    bad = _by_client(faulted)
     for client, ds in sorted(_by_client(decisions).items()):
+        lost = bad.get(client, [])
+        everything = sorted(list(ds) + lost, key=lambda d: d.start)
+        judged = {id(d) for d in ds}
+
+        # quiet bursts: episodes split by quiet gaps of two windows
+        episodes: list[list[Decision]] = []
+        last_end = -math.inf
+        for d in everything:
+            if not episodes or d.start - last_end >= 2 * window_s:
+                episodes.append([])
+            episodes[-1].append(d)
+            last_end = max(last_end, math.inf if d.end is None else d.end)
+        for ep in episodes:
+            answered = [d for d in ep if id(d) in judged and d.ok and d.end is not None]
+            spent = len(ep) - len(answered)        # faulted, raised or unanswered
+            owed = min(len(answered), limit - spent)
+            got = sum(1 for d in answered if d.admitted)
+            if got < owed:
+                anomalies.append(Anomaly(
+                    "starved",
+                    f"client {client!r} was quiet, then sent {len(ep)} requests"
+                    f"{f' ({spent} of them while Redis failed)' if spent else ''}; a quiet client "
+                    f"may spend its whole limit of {limit} at once, but only {got} of the first "
+                    f"{owed} it was owed were admitted",
+                    tuple(d.index for d in answered if not d.admitted)[:50],
+                    {"client": client, "rule": "quiet-burst", "admitted": got, "owed": owed,
+                     "requests": len(ep), "spent": spent}))
+                break
+
+        # steady clients below the rate
+        if len(everything) > budget:
+            unknown = True
+        elif _fits(everything, limit / 4, rate / 2):
+            refused = [d for d in everything if id(d) in judged and d.ok and d.end is not None
+                       and not d.admitted]
+            if refused:
+                anomalies.append(Anomaly(
+                    "starved",
+                    f"client {client!r} sent steadily at half the rate at most ({len(everything)} "
+                    f"requests, never more than {limit / 4:g} at once); a limit of {limit} per "
+                    f"{window_s:g}s admits all of them, but {len(refused)} were rejected",
+                    tuple(d.index for d in refused)[:50],
+                    {"client": client, "rule": "steady", "rejected": len(refused),
+                     "requests": len(everything)}))
+
+        # about the rate
         answered = [d for d in ds if d.end is not None and d.ok]
         if not answered:
             continue
         d_span = max(0.0, max(d.start for d in answered) - min(d.end for d in answered))  # type: ignore[type-var]
-        entitled = min(len(answered), math.floor(limit + rate * d_span))
+        first, last = min(d.start for d in answered), max(d.start for d in answered)
+        spent = sum(1 for d in lost if first <= d.start <= last)
+        entitled = max(0, min(len(answered), math.floor(limit + rate * d_span) - spent))
         need = math.ceil(fraction * entitled - 1e-9)
         got = sum(1 for d in answered if d.admitted)
         if got < need:
@@ -223,9 +299,31 @@ def check_starvation(decisions: Sequence[Decision], limit: int, window_s: float,
                 f"{d_span:.2f}s; a limit of {limit} per {window_s:g}s entitles it to about "
                 f"{entitled}",
                 tuple(d.index for d in answered if not d.admitted)[:50],
-                {"client": client, "admitted": got, "requests": len(answered),
+                {"client": client, "rule": "rate", "admitted": got, "requests": len(answered),
                  "entitled": entitled, "needed": need}))
+    if unknown and not anomalies:
+        return Verdict("unknown", (), "rate-starvation", {"budget": budget})
     return verdict("rate-starvation", anomalies)
+
+
+def _fits(ds: Sequence[Decision], burst: float, rate: float) -> bool:
+    """Do these requests (sorted by call) fit ``burst`` at once and ``rate`` after, even if each
+    was decided as late as it answered and the next as early as it was called?"""
+    for i, first in enumerate(ds):
+        if first.end is None:
+            return False
+        for j in range(i, len(ds)):
+            gap = max(0.0, ds[j].start - first.end)
+            if j - i + 1 > burst + rate * gap + 1e-9:
+                return False
+    return True
+
+
+def check_decisions(decisions: Sequence[Decision], bound_s: float) -> Verdict:
+    """``bad-decision`` and ``hung-decision``: every ``allow()`` answered True or False, within
+    ``bound_s``."""
+    return combine([check_decision_types(decisions), check_bounded(decisions, bound_s)],
+                   "decisions")
 
 
 def check_bounded(decisions: Sequence[Decision], bound_s: float) -> Verdict:
