@@ -71,7 +71,8 @@ def fixture_env(tmp_path):
 
 def _clean_error(out, code=2):
     assert out.returncode == code, out.stdout + out.stderr
-    assert "Traceback" not in out.stderr and out.stderr.startswith("error: "), out.stderr
+    # progress lines ("starting ...") may come first; the error is a line of its own, no traceback
+    assert "Traceback" not in out.stderr and "\nerror: " in "\n" + out.stderr, out.stderr
     return out.stderr
 
 

@@ -1,6 +1,8 @@
 """``splitbrain check``: the learner's loop. Grade the component with the hidden and public tests,
-explain what broke, record the attempt and show the next hint; ``--watch`` grades again on every
-save, ``--explore N`` tries N more random fault schedules after full marks."""
+explain what broke, record the attempt and show the hint that fits what failed (`splitbrain hint`
+shows the next one about it); ``--watch`` grades again on every save, ``--explore N`` tries N more
+random fault schedules after full marks. On a terminal it draws a table and a spinner; in a
+notebook or a log, plain lines, one per step."""
 from __future__ import annotations
 
 import json
@@ -9,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from splitbrain.cli._run import interruptible, services_problem, working
+from splitbrain.cli._run import console, interruptible, services_problem, working
 from splitbrain.lab import LabError, find_lab
 
 
@@ -31,7 +33,8 @@ def _not_graded(result) -> str | None:
 def _check_once(lab, submission: Path, args) -> int:
     from splitbrain import paths
     from splitbrain.grading import reports
-    from splitbrain.grading.handout import load_progress_for, next_hint, record_attempt
+    from splitbrain.grading.handout import (failures_of, forget_failure, hint_for_failures,
+                                            load_progress_for, record_attempt)
     from splitbrain.grading.runner import grade_submission
     out = paths.state_dir() / "check" / lab.slug
     with interruptible() as stopped, working(
@@ -52,24 +55,62 @@ def _check_once(lab, submission: Path, args) -> int:
                               "progress": load_progress_for(lab.slug), "hint": None}, indent=1))
         return 3
     full = result.full_marks
-    progress = record_attempt(lab.slug, result.score, result.max_score, full)
-    hint = None if full else next_hint(lab)
+    record_attempt(lab.slug, result.score, result.max_score, full)
+    failures = [] if full else failures_of(result, lab.component)
+    hint = hint_for_failures(lab, failures) if failures else None
+    if full:
+        forget_failure(lab)
     if args.json:
-        print(json.dumps({**result.to_dict(), "graded": True, "progress": progress,
-                          "hint": hint[1] if hint else None}, indent=1))
+        print(json.dumps({**result.to_dict(), "graded": True,
+                          "progress": load_progress_for(lab.slug),
+                          "hint": hint[1] if hint else None,
+                          "hint_number": hint[0] if hint else None}, indent=1))
         return 0 if full else 1
-    reports.summary(result)
+    con = console()
+    reports.summary(result, con)
     if full and getattr(args, "explore", 0):
         return _explore(lab, submission, args)
     if full:
         print(f"\n{lab.slug} passes every test. On to the next lab: splitbrain labs")
         return 0
+    crash = _crash_line(failures, len(result.tests), submission.name)
+    if crash:
+        print(f"\n{crash}")
     if hint:
-        print(f"\nhint {hint[0]}/{len(lab.hints)}: {hint[1]}")
+        _print_hint(lab, failures, hint)
     if not args.watch:
         print(f"\nnext: fix {_shown(submission)} and run `splitbrain check {lab.slug}` again "
               f"(add --watch to re-check on every save).")
     return 1
+
+
+def _crash_line(failures, total: int, name: str) -> str | None:
+    """When the component raised in some tests: the exception, where, and in how many tests;
+    that comes before any design question."""
+    raised = [f for f in failures if f.raised]
+    if not raised:
+        return None
+    counts: dict[tuple[str, str], int] = {}
+    for f in raised:
+        where = f.functions[-1] if f.functions else ""
+        counts[(f.raised, where)] = counts.get((f.raised, where), 0) + 1
+    (kind, where), n = max(counts.items(), key=lambda kv: kv[1])
+    place = f" in {where}()" if where else ""
+    return (f"first: your {name} raised {kind}{place} in {n} of {total} tests (the "
+            f"traceback is above); fix that before anything else.")
+
+
+def _print_hint(lab, failures, hint) -> None:
+    from splitbrain.grading.handout import best_fits, more_about_failure
+    number, text = hint
+    fits = best_fits(lab.hints, failures, dict(getattr(lab, "hint_for", None) or {})).get(number)
+    about = ""
+    if fits:
+        about = f" (for {', '.join(fits[:2])}" + (f" and {len(fits) - 2} more" if len(fits) > 2
+                                                  else "") + ")"
+    print(f"\nhint {number}/{len(lab.hints)}{about}: {text}")
+    if more_about_failure(lab):
+        print(f"another hint about this failure: `splitbrain hint {lab.slug}`")
 
 
 def _explore(lab, submission: Path, args) -> int:
@@ -94,7 +135,7 @@ def _explore(lab, submission: Path, args) -> int:
                   + (f": {r.error}" if r.error else ""), file=sys.stderr)
             return 2
         if not r.full_marks:
-            reports.summary(r)
+            reports.summary(r, console())
             print(f"\nseed {seed} broke a guarantee the fixed tests did not: replay it with "
                   f"`splitbrain check {lab.slug} --seed {seed}`.")
             return 1

@@ -68,30 +68,74 @@ def interruptible(on_stop=None):
 
 def services_problem(labs) -> str | None:
     """Start (or find) the services the labs need before grading; what is wrong when they cannot
-    be had, so that no grading runs only to report every test as not graded."""
-    from rich.console import Console
+    be had, so that no grading runs only to report every test as not graded. What this starts is
+    said on stderr, with the fact that it keeps running and how to stop it."""
     from splitbrain.services import ServiceError, ensure_up
     names = sorted({n for lab in labs for n in lab.services})
     if not names:
         return None
     try:
-        with Console(stderr=True).status(f"starting {', '.join(names)} if needed (the first "
-                                         f"start copies a Postgres cluster)..."):
-            ensure_up(names)
+        with working(f"starting {', '.join(names)} if needed (the first start copies a Postgres "
+                     f"cluster)..."):
+            ep = ensure_up(names)
     except ServiceError as e:
         return (f"the services the grading needs are not available: {e}\n`splitbrain status` "
                 f"shows them, `splitbrain doctor` says what is missing.")
+    if ep.started:
+        print(started_note(ep.started, ep.backend), file=sys.stderr, flush=True)
     return None
+
+
+def started_note(started, backend: str) -> str:
+    """What a command started and leaves running, and how to stop it."""
+    they = "it keeps" if len(started) == 1 else "they keep"
+    where = f" ({backend})" if backend in ("embedded", "docker") else ""
+    return (f"started {', '.join(started)}{where}; {they} running after this command, for the "
+            f"next one: `splitbrain down` stops {'it' if len(started) == 1 else 'them'}.")
+
+
+def in_notebook() -> bool:
+    """Whether this process runs under a Jupyter kernel, e.g. a notebook cell's ``!splitbrain``:
+    the kernel's launcher sets JPY_PARENT_PID, and ipykernel sets TERM=xterm-color with
+    CLICOLOR_FORCE=1 for the commands it runs. Such a command writes to a pseudo-terminal, but
+    what it writes is kept as the cell's output: every spinner frame and escape code stays there."""
+    env = os.environ
+    return bool(env.get("JPY_PARENT_PID")) or (
+        env.get("TERM") == "xterm-color" and env.get("CLICOLOR_FORCE") == "1")
+
+
+def live(stream=None) -> bool:
+    """Whether output to ``stream`` (default stderr) may be animated and coloured: a terminal,
+    not a notebook's output, not TERM=dumb. ``TTY_COMPATIBLE=1`` or ``0`` decides (rich's
+    variable)."""
+    env = os.environ
+    if env.get("TTY_COMPATIBLE") in ("0", "1"):
+        return env["TTY_COMPATIBLE"] == "1"
+    if env.get("TERM") == "dumb" or in_notebook():
+        return False
+    stream = sys.stderr if stream is None else stream
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def console(stderr: bool = False):
+    """A rich Console for the CLI's output: on a terminal, rich's own (colours, spinners);
+    elsewhere (a notebook, a pipe, a log) plain text, no escape codes, nothing animated."""
+    from rich.console import Console
+    if live(sys.stderr if stderr else sys.stdout):
+        return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, force_terminal=False, force_interactive=False,
+                   color_system=None, no_color=True, soft_wrap=True)
 
 
 @contextlib.contextmanager
 def working(text: str):
     """A spinner with ``text`` on a terminal; elsewhere (a notebook's ``!splitbrain``, a log) the
-    text once on stderr, so a long wait is never silent."""
-    from rich.console import Console
-    err = Console(stderr=True, highlight=False)
-    if err.is_terminal:
-        with err.status(text):
+    text once on stderr, one line per step, so a long wait is never silent."""
+    if live(sys.stderr):
+        with console(stderr=True).status(text):
             yield
     else:
         print(text, file=sys.stderr, flush=True)

@@ -23,11 +23,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print only JSON on stdout")
     p.set_defaults(func=cmd_labs)
 
-    p = parser(sub, "check", "grade your component of a lab and show the next hint",
+    p = parser(sub, "check", "grade your component of a lab and show the hint that fits",
                "Grade your component (labs/LAB/<component>, or --submission) with the hidden "
                "tests an instructor grades with, plus the lab's public tests, under injected "
                "faults. Prints which guarantee broke, under which fault, the seed to replay it "
-               "and the picture of what happened, then the next hint. Exit 0 on full marks, 1 "
+               "and the picture of what happened, then the lab's hint that fits what failed "
+               "(`splitbrain hint` shows the next one about it). Exit 0 on full marks, 1 "
                "when a test fails, 2 when the lab or the file cannot be used, 3 when the "
                "services do not answer (that attempt does not count).",
                [("splitbrain check 01", "grade lab 01's component in labs/01-*/"),
@@ -51,8 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_check)
 
     p = parser(sub, "hint", "show the next hint of a lab",
-               "Show the next hint of a lab; each call reveals one more, the last one repeats. "
-               "`splitbrain check` shows them too after a failed attempt.",
+               "Show the next hint of a lab: after a failed `splitbrain check`, the next one "
+               "about what failed (check shows the one that fits best); otherwise the next in "
+               "the lab's order. Each call reveals one more; the last one repeats.",
                [("splitbrain hint 01", "")])
     p.add_argument("lab", help=LAB_HELP)
     p.set_defaults(func=cmd_hint)

@@ -3,18 +3,33 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+from pathlib import Path
 
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from splitbrain.cli._help import parser
-from splitbrain.cli._run import working
+from splitbrain.cli._run import console, working
 from splitbrain.services import BACKENDS, SERVICES, ServiceError, down, ensure_up, status
 from splitbrain.services.external import redact
 
-err = Console(stderr=True)
-out = Console()
+
+class _Lazy:
+    """A console made on first use, for the stream as it is when the command runs (a terminal:
+    colours; a notebook or a pipe: plain text)."""
+
+    def __init__(self, stderr: bool) -> None:
+        self._stderr, self._console = stderr, None
+
+    def __getattr__(self, name: str):
+        if self._console is None:
+            self._console = console(stderr=self._stderr)
+        return getattr(self._console, name)
+
+
+err = _Lazy(stderr=True)
+out = _Lazy(stderr=False)
 
 
 def _names(value: str | None) -> list[str] | None:
@@ -50,7 +65,9 @@ def register(sub) -> None:
 
     p = parser(sub, "down", "stop the services `up` started",
                "Stop the services `splitbrain up` started; external servers are never touched. "
-               "Embedded data is kept for the next `up` unless --purge is given.",
+               "The embedded servers' data (in /dev/shm, which is memory, where the machine has "
+               "it) is kept for the next `up` unless --purge is given; `down` says where and how "
+               "much.",
                [("splitbrain down", "stop all three"),
                 ("splitbrain down --only kafka", "stop the broker only"),
                 ("splitbrain down --purge", "stop and delete the kept data")])
@@ -125,7 +142,8 @@ def cmd_up(args) -> int:
                       f"recorded {escape(redact(ep.url(name)))} is still used; `splitbrain down "
                       f"--only {name}` then `splitbrain up` switches to it.", highlight=False)
     if ep.started:
-        err.print(f"started: {', '.join(ep.started)}", highlight=False)
+        err.print(f"started: {', '.join(ep.started)} (they keep running after this command; "
+                  f"`splitbrain down` stops them)", highlight=False)
     if external:
         err.print(f"using the external {', '.join(external)} (the kit never starts or stops "
                   f"external servers)", highlight=False)
@@ -142,8 +160,10 @@ def cmd_up(args) -> int:
 
 
 def cmd_down(args) -> int:
-    from splitbrain.services import state
+    from splitbrain.services import runtime, state
     before = {n: r.get("backend") for n, r in state.read().items()}
+    data = runtime.run_dir(create=False)   # where the embedded servers keep their data
+    size_before = _size(data)
     try:
         stopped = down(args.only, purge=args.purge)
     except ServiceError as e:
@@ -158,9 +178,48 @@ def cmd_down(args) -> int:
                   highlight=False)
     if not stopped:
         err.print("nothing was running")
-    if args.purge:
-        err.print("embedded data deleted")
+    for line in _data_notes(data, size_before, args.purge):
+        err.print(line, highlight=False)
     return 0
+
+
+def _size(path: Path) -> int:
+    """Bytes a folder holds (allocated blocks: what tmpfs keeps in memory); 0 if there is none."""
+    total = 0
+    for d, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(d, f)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
+
+
+def _data_notes(data: Path, before: int, purge: bool) -> list[str]:
+    """What `down` leaves of the embedded servers' data (in memory when it lives in /dev/shm),
+    and how to delete it; with --purge, what it deleted and what stays."""
+    memory = " (/dev/shm is memory)" if str(data).startswith("/dev/shm/") else ""
+    now = _size(data)
+    lines = []
+    if purge and before and not data.exists():
+        lines.append(f"deleted: the embedded data, {_mb(before)} in {data}")
+    elif purge and now:
+        lines.append(f"kept: the embedded data, {_mb(now)} in {data}{memory}, because embedded "
+                     f"servers of this checkout still run; `splitbrain down --purge` without "
+                     f"--only deletes it")
+    elif now:
+        lines.append(f"kept for the next `up`: the embedded data, {_mb(now)} in {data}{memory}; "
+                     f"`splitbrain down --purge` deletes it")
+    cache = data.parent / "cache"   # splitbrain.services.runtime.cache_dir()
+    template = _size(cache) if purge else 0
+    if template:
+        lines.append(f"kept: the Postgres template every checkout of yours copies, "
+                     f"{_mb(template)} in {cache}")
+    return lines
 
 
 def cmd_status(args) -> int:

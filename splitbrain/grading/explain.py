@@ -61,9 +61,39 @@ def explain(verdict: Verdict, history=None, hint: str | None = None, seed: Any =
     return "\n".join(lines)
 
 
+def hint_of(message: str) -> str:
+    """The hint a failure's message ends with (``explain``'s last line and what follows it),
+    or ""."""
+    text = message or ""
+    if text.startswith("hint: "):
+        return text[len("hint: "):].strip()
+    return text.split("\nhint: ", 1)[1].strip() if "\nhint: " in text else ""
+
+
+_LABS: dict[str, Any] = {}
+
+
+def lab_hint(failure) -> str | None:
+    """The lab's hint (lab.toml) that fits one failure of the running test, for a test that
+    gives none of its own (a public test, a plain ``assert``); None outside a lab's grading."""
+    from splitbrain.grading.handout import rank_hints
+    ctx = current()
+    if not ctx.hints:
+        return None
+    if ctx.lab_slug not in _LABS:
+        try:
+            from splitbrain.lab import find_lab
+            _LABS[ctx.lab_slug] = dict(getattr(find_lab(ctx.lab_slug), "hint_for", None) or {})
+        except Exception:  # noqa: BLE001 - the words alone still choose
+            _LABS[ctx.lab_slug] = {}
+    n = rank_hints(ctx.hints, [failure], _LABS[ctx.lab_slug])[0]
+    return ctx.hints[n - 1]
+
+
 def expect_valid(verdict: Verdict, history=None, hint: str | None = None) -> Verdict:
     """Pass if the verdict is valid; else fail the test with each anomaly (``[kind] message``),
-    the faults active around it, the seed to replay, the picture's path and the hint.
+    the faults active around it, the seed to replay, the picture's path and the hint (without
+    one, the lab's hint that fits the anomalies).
     The anomaly kinds are recorded on the test report so ``verify`` can match them against the
     lab's ``taught_anomalies``."""
     if verdict.valid is True:
@@ -80,5 +110,10 @@ def expect_valid(verdict: Verdict, history=None, hint: str | None = None) -> Ver
         picture = render_picture(history, verdict, path) if path is not None else None
         if picture is not None:
             ctx.record("picture", str(picture))
+    if not hint:  # a public test's check: the lab's hint that fits these anomalies
+        from splitbrain.grading.handout import Failure
+        hint = lab_hint(Failure(ctx.nodeid.rpartition("::")[2],
+                                tuple(verdict.kinds()) if verdict.valid is False else (),
+                                ctx.faults, text=" ".join(a.message for a in verdict.anomalies)))
     msg = explain(verdict, history, hint, ctx.seed if ctx.nodeid else None, picture)
     raise AssertionError(msg)

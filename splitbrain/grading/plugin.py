@@ -18,6 +18,7 @@ import os
 import signal
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--sb-results", default=None, help="write per-test results as JSON here")
     g.addoption("--sb-artifacts", default=None, help="folder for histories, pictures, logs "
                                                      "(default: <state dir>/artifacts)")
+    # the checkout's pyproject.toml sets pytest-timeout's `timeout` for the kit's own tests; a
+    # learner's run of a lab's public tests reads that file too, where pytest-timeout (a test
+    # extra) is usually not installed: known here, it is not an "Unknown config option". When
+    # pytest-timeout is loaded, its own definition (the same) replaces this one.
+    parser.addini("timeout", "pytest-timeout's per-test limit in seconds (read by that plugin)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -123,15 +129,16 @@ def seed(request: pytest.FixtureRequest) -> int:
 
 
 @pytest.fixture(scope="session")
-def component(request: pytest.FixtureRequest, lab) -> Path:
+def component(request: pytest.FixtureRequest, lab) -> Iterator[Path]:
     """Path of the component file under test (a notebook submission is extracted to a .py)."""
     from splitbrain.grading.submissions import SubmissionError, component_file
     sub = request.config.getoption("--submission")
-    try:
-        return component_file(Path(sub) if sub else lab.component_path, lab,
-                              Path(tempfile.mkdtemp(prefix="splitbrain-sub-")))
-    except SubmissionError as e:
-        pytest.fail(str(e), pytrace=False)
+    with tempfile.TemporaryDirectory(prefix="splitbrain-sub-") as tmp:  # gone after the session
+        try:
+            path = component_file(Path(sub) if sub else lab.component_path, lab, Path(tmp))
+        except SubmissionError as e:
+            pytest.fail(str(e), pytrace=False)
+        yield path
 
 
 @pytest.fixture(scope="session")

@@ -17,31 +17,46 @@ _STYLE = {"passed": "green", "failed": "red", "error": "red", "timeout": "yellow
 
 
 def summary(result: GradingResult, console=None, show_messages: bool = True) -> None:
-    """A table of tests with points, then the message of each test that did not pass."""
+    """A table of tests with points, then what each test that did not pass says (tests that
+    failed with the same words are named together, the words once). On a console that is not a
+    terminal (a notebook's ``!splitbrain check``, a log) plain lines: no escape codes, no box."""
     from rich.console import Console
-    from rich.table import Table
     console = console or Console()
+    plain = not console.is_terminal
     if result.error:
-        console.print(f"[red]{result.lab}: could not grade {result.submission}[/red]\n"
-                      f"{result.error}", markup=True, highlight=False)
+        console.print(f"{result.lab}: could not grade {result.submission}\n{result.error}",
+                      markup=False, highlight=False, style=None if plain else "red")
         return
-    table = Table(title=f"{result.lab}: {Path(result.submission).name} (seed {result.seed})")
-    table.add_column("test")
-    table.add_column("status")
-    table.add_column("points", justify="right")
-    table.add_column("faults")
-    for t in result.tests:
-        table.add_row(t.name, f"[{_STYLE[t.status]}]{t.status}[/]",
-                      f"{t.points:g}/{t.max_points:g}" if t.max_points else "public (0)",
-                      ", ".join(t.faults))
-    console.print(table)
-    if show_messages:
+    title = f"{result.lab}: {Path(result.submission).name} (seed {result.seed})"
+    if plain:
+        console.print(title, markup=False, highlight=False, soft_wrap=True)
         for t in result.tests:
-            if t.status != "passed" and t.message:
-                console.print(f"\n[bold]{t.name}[/bold] ({t.status})", highlight=False)
-                console.print(t.message, markup=False, highlight=False, soft_wrap=True)
-                if t.history:
-                    console.print(f"history: {t.history}", markup=False, highlight=False,
+            faults = f"  [{', '.join(t.faults)}]" if t.faults else ""
+            console.print(f"  {t.status:<11} {_points(t):>10}  {t.name}{faults}", markup=False,
+                          highlight=False, soft_wrap=True)
+    else:
+        from rich.table import Table
+        table = Table(title=title)
+        table.add_column("test", overflow="fold")
+        table.add_column("status")
+        table.add_column("points", justify="right")
+        table.add_column("faults")
+        for t in result.tests:
+            table.add_row(t.name, f"[{_STYLE[t.status]}]{t.status}[/]", _points(t),
+                          ", ".join(t.faults))
+        console.print(table)
+    if show_messages:
+        for tests in _same_words(result.tests):
+            t = tests[0]
+            names = ", ".join(x.name for x in tests)
+            head = f"{names} ({t.status})" if len(tests) == 1 else \
+                f"{names} ({t.status}, {len(tests)} tests, the same way)"
+            console.print(f"\n{head}", markup=False, highlight=False, soft_wrap=True,
+                          style=None if plain else "bold")
+            console.print(t.message, markup=False, highlight=False, soft_wrap=True)
+            for x in tests:
+                if x.history:
+                    console.print(f"history: {x.history}", markup=False, highlight=False,
                                   soft_wrap=True)
     total = f"score {result.score:g}/{result.max_score:g}"
     if result.infra_errors:
@@ -50,9 +65,24 @@ def summary(result: GradingResult, console=None, show_messages: bool = True) -> 
         spread = max(result.scores) - min(result.scores) if result.scores else 0
         total += (f" (the lowest of {result.runs} runs: "
                   f"{', '.join(f'{x:g}' for x in result.scores)}"
-                  + (f"; [yellow]spread {spread:g}: the runs disagreed[/yellow])"
+                  + (f"; spread {spread:g}: the runs disagreed)"
                      if not result.consistent else "; the same verdicts every run)"))
-    console.print(f"\n[bold]{total}[/bold]")
+    console.print(f"\n{total}", markup=False, highlight=False, soft_wrap=True,
+                  style=None if plain else "bold")
+
+
+def _points(t) -> str:
+    return f"{t.points:g}/{t.max_points:g}" if t.max_points else "public (0)"
+
+
+def _same_words(tests) -> list[list]:
+    """The tests that did not pass and said something, those with the same status and message
+    together, in the order they first appear."""
+    groups: dict[tuple[str, str], list] = {}
+    for t in tests:
+        if t.status != "passed" and t.message:
+            groups.setdefault((t.status, t.message), []).append(t)
+    return list(groups.values())
 
 
 def to_json(result: GradingResult) -> str:

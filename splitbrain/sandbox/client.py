@@ -52,6 +52,7 @@ class Worker:
         self._slot = UserSlot()
         self._dir = private_dir(self._slot, f"sb-{name}-")
         logs = Path(log_dir) if log_dir else self._dir.parent / (self._dir.name + "-log")
+        self._own_logs = None if log_dir else logs   # made here: removed by close()
         self.log_path = logs / f"{name}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._proc: subprocess.Popen | None = None
@@ -184,6 +185,8 @@ class Worker:
         self._terminate()
         self._slot.release()
         shutil.rmtree(self._dir, ignore_errors=True)
+        if self._own_logs is not None:  # no log_dir given: nobody will look for this log later
+            shutil.rmtree(self._own_logs, ignore_errors=True)
 
     def _terminate(self) -> None:
         with self._lock:

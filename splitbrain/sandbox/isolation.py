@@ -18,7 +18,9 @@ from pathlib import Path
 UID_BASE = 420000
 UID_SLOTS = 4096
 GID = 65534  # nogroup
-_LOCK_DIR = Path(tempfile.gettempdir()) / "splitbrain-sandbox-uids"
+# One registry of taken uids per machine, whatever TMPDIR each grading process was given: two
+# graders with different temp folders must still never hand out the same uid.
+_LOCK_DIR = Path("/tmp") / "splitbrain-sandbox-uids"
 
 
 @dataclass(frozen=True)
@@ -94,8 +96,38 @@ class UserSlot:
             self._fh = None
 
 
+def _searchable(path: Path) -> bool:
+    """Can a user with no groups in common pass through ``path`` and every parent?"""
+    path = path.resolve()
+    try:
+        return all(p.stat().st_mode & 0o001 for p in (path, *path.parents))
+    except OSError:
+        return False
+
+
+def worker_tmp_root() -> Path:
+    """Where a worker's private folders go: the temp folder, unless other users cannot enter it
+    (root's TMPDIR under a 0700 folder, pytest's /tmp/pytest-of-root); then a folder of the
+    kit's own in the system's temp folder, that others may pass through but not list."""
+    base = Path(tempfile.gettempdir())
+    if _searchable(base):
+        return base
+    own = Path("/tmp") / f"splitbrain-workers-{os.getuid()}"
+    try:
+        own.mkdir(mode=0o711)
+    except FileExistsError:
+        pass
+    st = os.lstat(own)
+    if own.is_symlink() or st.st_uid != os.getuid():  # not ours: someone else made that name
+        own = Path(tempfile.mkdtemp(prefix="splitbrain-workers-", dir="/tmp"))
+    os.chmod(own, 0o711)
+    return own
+
+
 def private_dir(slot: UserSlot, prefix: str) -> Path:
-    d = Path(tempfile.mkdtemp(prefix=prefix))
+    if slot.uid is None:
+        return Path(tempfile.mkdtemp(prefix=prefix))
+    d = Path(tempfile.mkdtemp(prefix=prefix, dir=worker_tmp_root()))
     if slot.uid is not None:
         os.chown(d, slot.uid, GID)
     return d

@@ -121,12 +121,12 @@ def run_start(args, out, err) -> int:
                 _wait(c, 120.0)
         out.print(f"[bold]Split Brain is running[/] (services: {ep.backend})")
         for name in ep.backends:
-            out.print(f"  {name:9} {ep.url(name).split('@')[-1]}")
+            out.print(f"  {name:9} {ep.url(name).split('@')[-1]}  ({_origin(ep, name)})")
         for c in children:
             out.print(f"  {c.name:9} {c.url}")
         if args.check:
             return 0
-        out.print("Press Ctrl-C to stop.")
+        out.print("Press Ctrl-C to stop what this command started.")
         deadline = None if args.exit_after is None else time.monotonic() + args.exit_after
         while deadline is None or time.monotonic() < deadline:
             for c in children:
@@ -136,8 +136,38 @@ def run_start(args, out, err) -> int:
             time.sleep(0.2)
         return 0
     except KeyboardInterrupt:
-        err.print("stopping...")
+        what = [c.name for c in children] + list(ep.started)
+        err.print(f"stopping {', '.join(what)}..." if what else "stopping...", highlight=False)
         return 0
     finally:
         _stop(children)
         ctx.__exit__(None, None, None)
+        for line in _after_stop(ep, children):
+            err.print(line, highlight=False)
+
+
+def _origin(ep, name: str) -> str:
+    if ep.backends.get(name) == "external":
+        return "external: never started or stopped by the kit"
+    if name in ep.started:
+        return "started by this command"
+    return "already running; left running"
+
+
+def _after_stop(ep, children: list[Child]) -> list[str]:
+    """What this command stopped, and what keeps running and why."""
+    from . import state
+    recs = state.read()
+    stopped = [c.name for c in children] + [n for n in ep.started if n not in recs]
+    before = [n for n in ep.backends if n not in ep.started and n in recs
+              and ep.backends[n] != "external"]
+    held = [n for n in ep.started if n in recs]
+    lines = [f"stopped: {', '.join(stopped)}"] if stopped else []
+    if before:
+        lines.append(f"still running: {', '.join(before)} (running before `splitbrain start`; "
+                     f"`splitbrain down` stops {'it' if len(before) == 1 else 'them'})")
+    if held:
+        lines.append(f"still running: {', '.join(held)} (another process still uses "
+                     f"{'it' if len(held) == 1 else 'them'}; `splitbrain down` stops "
+                     f"{'it' if len(held) == 1 else 'them'})")
+    return lines

@@ -35,12 +35,14 @@ def cache_dir() -> Path:
     return p
 
 
-def run_dir() -> Path:
-    """Data of the shared servers of this state directory (one per checkout)."""
+def run_dir(create: bool = True) -> Path:
+    """Data of the shared servers of this state directory (one per checkout); ``create=False``
+    only names it (``splitbrain down`` says what it keeps there)."""
     sd = state_dir().resolve()
     tag = hashlib.sha1(str(sd).encode()).hexdigest()[:10]
     p = _fast_root() / f"run-{tag}"
-    p.mkdir(parents=True, exist_ok=True, mode=0o711)
+    if create:
+        p.mkdir(parents=True, exist_ok=True, mode=0o711)
     return p
 
 
