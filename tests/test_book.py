@@ -35,15 +35,14 @@ def _mkdocs_build(root: Path, out: Path) -> subprocess.CompletedProcess:
 
 # -- a small project of our own: the real mkdocs.yml and generator, stub pages, fixture labs ----
 def _project(tmp_path: Path) -> Path:
-    """The book's real configuration (mkdocs.yml, docs/gen_book.py, the vendored mermaid) with a
-    stub for each hand-written page of the nav, and no lab."""
+    """The book's real configuration (mkdocs.yml, docs/gen_book.py, the vendored mermaid and the
+    book's stylesheet) with a stub for each hand-written page of the nav, and no lab."""
     root = tmp_path / "project"
     (root / "docs" / "chapters").mkdir(parents=True)
     (root / "labs").mkdir()
     shutil.copy(ROOT / "mkdocs.yml", root / "mkdocs.yml")
     shutil.copy(ROOT / "docs" / "gen_book.py", root / "docs" / "gen_book.py")
-    shutil.copytree(ROOT / "docs" / "assets" / "javascripts",
-                    root / "docs" / "assets" / "javascripts")
+    shutil.copytree(ROOT / "docs" / "assets", root / "docs" / "assets")
     nav = re.findall(r"^\s*- ([^:\n]+): ([\w./-]+\.md)\s*$",
                      (ROOT / "mkdocs.yml").read_text(), re.M)
     assert nav, "mkdocs.yml has no nav of hand-written pages"
@@ -368,10 +367,13 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 # Material draws each diagram into a *closed* shadow root, which --dump-dom cannot see. Pages served
 # under /light/ get a first script that makes attachShadow return the host element itself, so the
 # drawn <svg> lands inside the .mermaid element where the dumped DOM shows it; once the page has
-# loaded, it also marks each image with whether it loaded (data-loaded="true" / "false").
+# loaded, it also marks each image with whether it loaded (data-loaded="true" / "false") and each
+# code block with whether its text runs past the block's edge (data-overflow="true" / "false").
 _LIGHT_DOM = (b"<script>Element.prototype.attachShadow = function () { return this; };"
               b"addEventListener('load', () => { for (const i of document.images) "
-              b"i.setAttribute('data-loaded', String(i.complete && i.naturalWidth > 0)); });"
+              b"i.setAttribute('data-loaded', String(i.complete && i.naturalWidth > 0)); "
+              b"for (const c of document.querySelectorAll('pre > code')) "
+              b"c.setAttribute('data-overflow', String(c.scrollWidth > c.clientWidth + 1)); });"
               b"</script>")
 
 
@@ -463,3 +465,68 @@ def test_mermaid_diagrams_render_offline_from_the_vendored_script(served, site, 
         f"{page}: {len(drawn)} of {diagrams} mermaid diagrams rendered to SVG "
         f"({len(hosts)} hosts); chromium said:\n{proc.stderr[-2000:]}")
     assert '<pre class="mermaid">' not in dom, f"{page}: a diagram is still shown as its source"
+
+
+# -- rendering: definition lists, one title per lab, code that is not cut off ----------------------
+def _text(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", html)).strip()
+
+
+def test_the_glossary_and_who_it_is_for_render_as_definition_lists(site):
+    """`**term**` then `:   definition` is a definition list (the def_list extension): every term
+    of the glossary is a <dt> with its <dd>, and so is each reader of the home page's "Who it is
+    for"."""
+    source = (ROOT / "docs" / "glossary.md").read_text()
+    terms = re.findall(r"^\*\*(.+?)\*\*\n:   ", source, re.M)
+    assert len(terms) > 20, "the glossary's terms are not written as definitions"
+    built = (site / "glossary" / "index.html").read_text()
+    dts = [_text(d) for d in re.findall(r"<dt>(.*?)</dt>", built, re.S)]
+    assert dts == terms, "the glossary does not render as a definition list"
+    assert built.count("<dd>") == len(terms)
+    home = (site / "index.html").read_text()
+    who = home[home.index('id="who-it-is-for"'):home.index('id="start"')]
+    assert [_text(d) for d in re.findall(r"<dt>(.*?)</dt>", who, re.S)] == \
+        ["Self-paced readers", "Learners", "Instructors", "Workshop leads"]
+
+
+def test_each_chapter_is_headed_with_its_labs_title(site):
+    """The lab page (titled from lab.toml), its link to the chapter, the nav and the chapter itself
+    call the lab by one title."""
+    for lab in _labs():
+        chapter = ROOT / "docs" / lab.chapter
+        assert book._chapter_title(chapter) == lab.title, \
+            f"{lab.chapter} is headed {book._chapter_title(chapter)!r}; lab.toml says {lab.title!r}"
+        page = (site / "labs" / lab.slug / "index.html").read_text()
+        link = re.search(r'Read the chapter first: <a href="[^"]+">(.*?)</a>', page)
+        built = (site / _built(lab.chapter) / "index.html").read_text()
+        h1 = re.search(r"<h1[^>]*>(.*?)(?:<a class=\"headerlink\".*?)?</h1>", built, re.S)
+        assert link and h1 and _text(link.group(1)) == _text(h1.group(1)) == lab.title
+
+
+def test_claim_comments_stay_comments_in_the_built_book(site):
+    for built in site.rglob("*.html"):
+        assert "&lt;!-- claim" not in built.read_text(), f"{built} shows a claim comment as text"
+
+
+def _pages_with_code() -> list[str]:
+    try:
+        labs = _labs()
+    except Exception:  # noqa: BLE001 - a broken lab.toml fails the build tests, not collection
+        return []
+    return [f"labs/{lab.slug}" for lab in labs] + [_built(lab.chapter) for lab in labs]
+
+
+@pytest.mark.parametrize("page", _pages_with_code())
+def test_no_code_line_is_cut_off_at_book_width(served, site, tmp_path, page):
+    """At a 1280 px window, every code block of the lab pages and chapters shows its whole text:
+    long lines wrap (docs/assets/stylesheets/book.css) instead of running past the block's edge."""
+    if "<pre" not in (site / page / "index.html").read_text():
+        return                                            # a page without code blocks
+    proc = _browser(tmp_path, "--window-size=1280,2000", "--virtual-time-budget=5000",
+                    "--dump-dom", f"{served}/light/{page}/")
+    dom = proc.stdout
+    marked = re.findall(r'<code[^>]*data-overflow="(true|false)"', dom)
+    assert marked, f"{page}: no code block was measured; chromium said:\n{proc.stderr[-2000:]}"
+    cut = [_text(m)[:80] for m in re.findall(r'<code[^>]*data-overflow="true"[^>]*>(.*?)</code>',
+                                                dom, re.S)]
+    assert not cut, f"{page}: code cut off at the block's edge: {cut}"
