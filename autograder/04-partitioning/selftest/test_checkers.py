@@ -163,5 +163,80 @@ def test_focus_keeps_every_anomaly_and_draws_only_a_few_keys():
     drawn = [a for a in fv.anomalies if a.events]
     assert [a.data["key"] for a in drawn] == ["k0", "k1"]
     for a in drawn:
-        assert {sub.events[i].process for i in a.events} == {"a", "b"}
-        assert all(sub.events[i].value["args"][0] == a.data["key"] for i in a.events)
+        assert {sub.events[i].process for i in a.events} == {"b"}        # the stale read ...
+        assert {sub.events[i].process for i in a.data["context"]} == {"a"}   # ... the write
+        assert all(sub.events[i].value["args"][0] == a.data["key"]
+                   for i in (*a.events, *a.data["context"]) if sub.events[i].type == "invoke")
+    assert all(not a.events and not a.data["context"] for a in fv.anomalies if a not in drawn)
+
+
+# -- the guarantees' checkers (lab.toml [[guarantees]]) --------------------------------------------
+def test_a_stale_read_names_only_the_read_and_keeps_the_missed_write_as_context():
+    from rig.checkers import check_routing
+    h = History()
+    put(h, "a", "k", "1")
+    get(h, "b", "k", None)
+    v = check_routing(h, placement={"k": {"s2": "1"}})
+    assert v.kinds() == ["misrouted-read"]
+    a = v.anomalies[0]
+    assert [h.events[i].process for i in a.events] == ["b", "b"]
+    assert [h.events[i].process for i in a.data["context"]] == ["a", "a"]
+
+
+def test_routing_and_lost_writes_split_the_stale_reads():
+    from rig.checkers import check_lost_writes, check_routing
+    h = History()
+    put(h, "a", "k", "1")
+    put(h, "a", "j", "1")
+    get(h, "b", "k", None)            # the value is on s2: misrouted
+    get(h, "b", "j", None)            # the value is nowhere: lost
+    placement = {"k": {"s2": "1"}, "j": {}}
+    assert check_routing(h, placement).kinds() == ["misrouted-read"]
+    assert check_lost_writes(h, placement).kinds() == ["lost-write"]
+
+
+def test_a_write_lost_after_its_last_read_is_found_from_the_shards():
+    from rig.checkers import check_lost_writes
+    h = History()
+    put(h, "a", "k", "1")
+    get(h, "b", "k", "1")
+    put(h, "a", "k", "2")             # acknowledged, never read, then overwritten by a copy
+    v = check_lost_writes(h, placement={"k": {"s4": "1"}})
+    assert v.kinds() == ["lost-write"]
+    assert v.anomalies[0].data["expected"] == ["2"]
+    assert {h.events[i].process for i in v.anomalies[0].events} == {"a"}
+    assert check_lost_writes(h, placement={"k": {"s4": "2", "s1": "1"}}).valid is True
+
+
+def test_available_judges_failed_calls_but_not_those_of_a_killed_process():
+    from rig.checkers import check_available
+    h = History()
+    put(h, "a", "k", "1")
+    inv = h.invoke("a", "get", call_value(["k"]))
+    h.complete(inv, "fail", {"error": "ConnectionError", "message": "refused"})
+    v = check_available(h)
+    assert v.kinds() == ["unavailable"]
+    h2 = History()
+    inv = h2.invoke("m", "put", call_value(["k", "1"]))
+    h2.fault("kill", "m")
+    h2.complete(inv, "info", None)
+    assert check_available(h2).valid is True
+
+
+def test_move_counts_copies_and_wants_the_new_shard_set():
+    from rig.checkers import check_move
+    h = History()
+    b = h.invoke("m", "begin_rebalance", call_value([{"s0": "u0"}]))
+    h.complete(b, "ok", None)
+    m1 = h.invoke("m", "migrate", call_value([5]))
+    h.complete(m1, "ok", 3)
+    m2 = h.invoke("m", "migrate", call_value([5]))
+    h.complete(m2, "ok", 0)
+    f = h.invoke("m", "finish_rebalance", call_value([]))
+    h.complete(f, "ok", None)
+    s = h.invoke("m", "shards", call_value([]))
+    h.complete(s, "ok", ["s0", "s1"])
+    assert check_move(h, ["s0", "s1"], {m1.index: 3, m2.index: 0, f.index: 0}).valid is True
+    assert check_move(h, ["s0", "s1"], {m1.index: 2}).kinds() == ["miscounted-copies"]
+    assert check_move(h, ["s0", "s1"], {f.index: 4}).kinds() == ["miscounted-copies"]
+    assert check_move(h, ["s0", "s1", "s2"]).kinds() == ["unfinished-move"]

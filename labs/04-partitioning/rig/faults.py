@@ -2,8 +2,9 @@
 
 Two act on a test's shard servers (a :class:`rig.partitioning.Shard`, from ``shards.shard("s4")``):
 
-* ``add-shard``: the shard's server starts when the fault is injected; the window lasts until the
-  test heals it, once the rebalance onto the new shard set is over. ::
+* ``add-shard``: the shard joins the cluster; its server starts when the fault is injected
+  unless the test provisioned it before (to put a fault proxy in front of it); the window lasts
+  until the test heals it, once the rebalance onto the new shard set is over. ::
 
       added = nemesis.inject("add-shard", shards.shard("s4"))
       store.rebalance(shards.urls())
@@ -17,7 +18,7 @@ Two act on a test's shard servers (a :class:`rig.partitioning.Shard`, from ``sha
           store.rebalance(shards.urls(["s0", "s1", "s2", "s3"]))
       # s4 is stopped here: what it still held is gone
 
-Three are conditions of the scenario (injecting them changes nothing; they are recorded around the
+Four are conditions of the scenario (injecting them changes nothing; they are recorded around the
 part of the test where they hold, so the picture shades it and the report names it):
 
 * ``hash-seed``: several worker processes, each with its own PYTHONHASHSEED, use the store
@@ -25,7 +26,12 @@ part of the test where they hold, so the picture shades it and the report names 
 * ``skewed-keys``: the keys written follow a Zipf law over their tenants (params ``keys``,
   ``seed``);
 * ``stale-map``: a process (the target, a worker) that loaded the shard map before a rebalance
-  keeps using the store while the rebalance runs.
+  keeps using the store while the rebalance runs;
+* ``other-shard-list``: a process (the target, a worker) joins the store configured with a shard
+  list other than the cluster's.
+
+The kit's ``stall`` fault holds one process's next request (or reply) on one of its links
+(``rig.links``), which is how the tests place a pause exactly between two round trips.
 """
 from __future__ import annotations
 
@@ -33,7 +39,7 @@ from typing import Any
 
 from splitbrain.faults.registry import Condition, Fault, register
 
-__all__ = ["AddShard", "RemoveShard", "HashSeed", "SkewedKeys", "StaleMap"]
+__all__ = ["AddShard", "RemoveShard", "HashSeed", "SkewedKeys", "StaleMap", "OtherShardList"]
 
 
 def _is_shard(target: Any) -> bool:
@@ -47,14 +53,16 @@ class AddShard(Fault):
     name = "add-shard"
     kind = "service"
     description = "a shard server added to the cluster while the store is in use"
-    needs = "a shard not started yet (rig.partitioning.Shards.shard(name))"
+    needs = ("a shard that is not shut down (rig.partitioning.Shards.shard(name)); its server "
+             "starts now unless it was provisioned before")
 
     def check(self) -> None:
-        if not _is_shard(self.target) or getattr(self.target, "started", True):
+        if not _is_shard(self.target) or (self.target.started and not self.target.running):
             self._fail()
 
     def _inject(self) -> None:
-        self.target.start()
+        if not self.target.started:
+            self.target.start()
 
     def _heal(self) -> None:
         pass  # the shard stays: the window ends when the move onto it is over
@@ -104,6 +112,20 @@ class HashSeed(Condition):
 class SkewedKeys(Condition):
     name = "skewed-keys"
     description = "keys with long shared prefixes whose tenants follow a Zipf law"
+
+
+@register
+class OtherShardList(Condition):
+    """Target: the worker started with a shard list that is not the cluster's (param ``listed``:
+    the shard names it was given)."""
+    name = "other-shard-list"
+    description = ("a process joins the store configured with a shard list that differs from the "
+                   "cluster's (an old or a newer config file)")
+    needs = "the process started with the other list (a sandboxed worker)"
+
+    def check(self) -> None:
+        if not isinstance(getattr(self.target, "name", None), str):
+            self._fail()
 
 
 @register

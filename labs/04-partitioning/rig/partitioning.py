@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,10 +31,16 @@ COMPONENT_CLASS = "ShardedStore"
 
 @dataclass
 class Shards:
-    """The shard servers of one test, by name. Stop them with :meth:`close`."""
+    """The shard servers of one test, by name. Stop them with :meth:`close`.
+
+    A shard is a private Redis server of its own (:meth:`start`), or one database of a server it
+    shares with other shards (:meth:`start_dbs`: ten shards for the price of two servers; such a
+    shard cannot be stopped on its own)."""
 
     handles: dict[str, Any] = field(default_factory=dict)
     stopped: set[str] = field(default_factory=set)
+    dbs: dict[str, int] = field(default_factory=dict)
+    _clients: dict[str, redis.Redis] = field(default_factory=dict, repr=False)
 
     @classmethod
     def start(cls, n: int) -> "Shards":
@@ -41,6 +48,23 @@ class Shards:
         try:
             for _ in range(n):
                 s.add()
+        except BaseException:
+            s.close()
+            raise
+        return s
+
+    @classmethod
+    def start_dbs(cls, n: int, per_server: int = 5) -> "Shards":
+        """``n`` shards ``s0`` ... as databases 0, 1, ... of ``ceil(n / per_server)`` servers."""
+        from splitbrain.services import spawn_redis
+        s = cls()
+        try:
+            server = None
+            for i in range(n):
+                if i % per_server == 0:
+                    server = spawn_redis()
+                s.handles[f"s{i}"] = server
+                s.dbs[f"s{i}"] = i % per_server
         except BaseException:
             s.close()
             raise
@@ -62,13 +86,20 @@ class Shards:
         ``add-shard`` and ``remove-shard`` faults)."""
         return Shard(self, name)
 
+    def url(self, name: str) -> str:
+        url = self.handles[name].url
+        if name in self.dbs:
+            head, _, _ = url.rpartition("/")
+            url = f"{head}/{self.dbs[name]}"
+        return url
+
     def urls(self, names=None) -> dict[str, str]:
         """``{name: url}`` for ``names`` (default: every shard not stopped)."""
         names = self.live if names is None else list(names)
         unknown = [n for n in names if n not in self.handles]
         if unknown:
             raise KeyError(f"no shard named {unknown[0]!r}; shards are {sorted(self.handles)}")
-        return {n: self.handles[n].url for n in names}
+        return {n: self.url(n) for n in names}
 
     @property
     def live(self) -> list[str]:
@@ -76,24 +107,42 @@ class Shards:
 
     def stop(self, name: str) -> None:
         """Shut a shard down for good (decommissioned): what it still held is gone."""
+        if any(o != name and self.handles[o] is self.handles[name] for o in self.live):
+            raise ValueError(f"shard {name!r} is a database of a server other shards use; it "
+                             f"cannot be shut down on its own")
         self.handles[name].stop()
         self.stopped.add(name)
+        self._drop_client(name)
+
+    def _client(self, name: str) -> redis.Redis:
+        """The grader's own client of a shard (kept open: the grader reads the shards often)."""
+        if name not in self._clients:
+            self._clients[name] = redis.Redis.from_url(self.url(name), decode_responses=True,
+                                                       socket_timeout=5)
+        return self._clients[name]
+
+    def _drop_client(self, name: str) -> None:
+        client = self._clients.pop(name, None)
+        if client is not None:
+            client.close()
 
     def placement(self, keys, names=None) -> dict[str, dict[str, str]]:
         """``{key: {shard: value}}`` for the keys found on the live shards, read directly."""
         keys = list(keys)
         out: dict[str, dict[str, str]] = {k: {} for k in keys}
-        for name, url in self.urls(names).items():
-            client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=5)
-            try:
-                for i in range(0, len(keys), 500):
-                    chunk = keys[i:i + 500]
-                    for k, v in zip(chunk, client.mget(chunk)):
-                        if v is not None:
-                            out[k][name] = v
-            finally:
-                client.close()
+        for name in self.urls(names):
+            client = self._client(name)
+            for i in range(0, len(keys), 500):
+                chunk = keys[i:i + 500]
+                for k, v in zip(chunk, client.mget(chunk)):
+                    if v is not None:
+                        out[k][name] = v
         return out
+
+    def flush(self) -> None:
+        """Empty every live shard (a fresh world for the next round of a test)."""
+        for name in self.live:
+            self._client(name).flushdb()
 
     def __enter__(self) -> "Shards":
         return self
@@ -102,12 +151,20 @@ class Shards:
         self.close()
 
     def close(self) -> None:
-        for name, h in self.handles.items():
-            if name not in self.stopped:
-                try:
-                    h.stop()
-                except Exception:  # noqa: BLE001 - best effort at teardown
-                    pass
+        """Kill every server still running (in parallel) and delete its files."""
+        from concurrent.futures import ThreadPoolExecutor
+        for name in list(self._clients):
+            self._drop_client(name)
+        servers = {id(h): h for n, h in self.handles.items() if n not in self.stopped}
+
+        def stop(h):
+            try:
+                (h.close if callable(getattr(h, "close", None)) else h.stop)()
+            except Exception:  # noqa: BLE001 - best effort at teardown
+                pass
+        if servers:
+            with ThreadPoolExecutor(max_workers=min(8, len(servers))) as pool:
+                list(pool.map(stop, servers.values()))
         self.stopped.update(self.handles)
 
 
@@ -141,11 +198,13 @@ class Shard:
         return f"Shard({self.name!r})"
 
 
-def store(spawn, ns, name: str, shards: dict[str, str], prefix: str = "kv:", **spawn_kw):
-    """A worker named ``name`` running the submission, and the ``ShardedStore`` built in it."""
-    from splitbrain.sandbox import Ref
+def store(spawn, ns, name: str, shards: dict[str, str], prefix: str = "kv:", links=None,
+          **spawn_kw):
+    """A worker named ``name`` running the submission, and the ``ShardedStore`` built in it.
+    With ``links`` (a :class:`rig.links.Links`), the worker reaches every server through its own
+    fault proxies."""
     worker = spawn(name, **spawn_kw)
-    return worker, worker.new(COMPONENT_CLASS, Ref("redis_url"), ns.key(prefix), dict(shards))
+    return worker, store_in(worker, shards, ns, prefix, links)
 
 
 def keys(n: int, start: int = 0) -> list[str]:
@@ -178,11 +237,78 @@ def read_all(store_obj, keys_) -> dict[str, Any]:
     return {k: store_obj.get(k) for k in keys_}
 
 
-def store_in(worker, shards: dict[str, str], ns=None, prefix: str = "kv:"):
-    """Build a ``ShardedStore`` in an existing (e.g. restarted) worker, on the same prefix."""
+def _settle(fut) -> tuple[bool, Any]:
+    try:
+        return True, fut.result()
+    except Exception:  # noqa: BLE001 - recorded in the history (fail/info); the checkers judge it
+        return False, None
+
+
+def write_many(store_obj, pairs, window: int = 64) -> dict[str, str]:
+    """Put every (key, value), up to ``window`` calls in flight (the worker runs them one after
+    the other, in order); returns what was acknowledged. A failed put is not raised: the history
+    has it, and ``check_available`` reports it. Use distinct keys: calls in flight overlap."""
+    acked: dict[str, str] = {}
+    pending: deque = deque()
+
+    def settle() -> None:
+        k, v, fut = pending.popleft()
+        if _settle(fut)[0]:
+            acked[k] = v
+    for k, v in pairs:
+        pending.append((k, v, store_obj.put.async_(k, v)))
+        if len(pending) >= window:
+            settle()
+    while pending:
+        settle()
+    return acked
+
+
+def read_many(store_obj, keys_, window: int = 64) -> dict[str, Any]:
+    """Get every key, up to ``window`` calls in flight; returns what was read (a failed get is in
+    the history, not raised)."""
+    got: dict[str, Any] = {}
+    pending: deque = deque()
+
+    def settle() -> None:
+        k, fut = pending.popleft()
+        ok, value = _settle(fut)
+        if ok:
+            got[k] = value
+    for k in keys_:
+        pending.append((k, store_obj.get.async_(k)))
+        if len(pending) >= window:
+            settle()
+    while pending:
+        settle()
+    return got
+
+
+def counted_call(history, shards: "Shards", keys_, method, *args):
+    """Call a remote rebalance ``method`` (``store.migrate``, ...) and count, from the shards
+    themselves, the keys it copied (keys that appear on a shard that did not hold them).
+    Returns ``(ok, result, invoke index, copies, placement after)``; a failed call is not raised
+    (the history has it)."""
+    from .checkers import moved_keys
+    before = shards.placement(keys_)
+    n0 = len(history.events)
+    fut = method.async_(*args)
+    proc, name = method._w.name, method._name
+    inv = next(e.index for e in history.events[n0:]
+               if e.type == "invoke" and e.process == proc and e.f == name)
+    ok, result = _settle(fut)
+    after = shards.placement(keys_)
+    return ok, result, inv, len(moved_keys(before, after)), after
+
+
+def store_in(worker, shards: dict[str, str], ns=None, prefix: str = "kv:", links=None):
+    """Build a ``ShardedStore`` in an existing (e.g. restarted) worker, on the same prefix (a
+    restarted worker gets its links' routes again)."""
     from splitbrain.sandbox import Ref
     key = ns.key(prefix) if ns is not None else worker.resources["prefix"] + prefix
-    return worker.new(COMPONENT_CLASS, Ref("redis_url"), key, dict(shards))
+    control = (Ref("redis_url") if links is None else
+               Ref("rig.links:routed", routes=links.routes(worker.name)))
+    return worker.new(COMPONENT_CLASS, control, key, dict(shards))
 
 
 # -- reference partitioners for the pictures (the grader never uses these to judge a store) --------
@@ -249,21 +375,29 @@ def focus(verdict, history, keys_shown: int = 6):
     sub = History.from_events(e for e in history if e.fault or e.index in keep)
     index = {old: new for new, old in enumerate(e.index for e in history
                                                  if e.fault or e.index in keep)}
-    anomalies = tuple(
-        a if a.data.get("key") not in shown else
-        type(a)(a.kind, a.message, tuple(index[i] for i in a.events if i in index), a.data)
-        for a in verdict.anomalies)
-    anomalies = tuple(a if a.data.get("key") in shown else
-                      type(a)(a.kind, a.message, (), a.data) for a in anomalies)
+    def moved(a):
+        data = dict(a.data)
+        if "context" in data:
+            data["context"] = [index[i] for i in data["context"] if i in index]
+        return type(a)(a.kind, a.message, tuple(index[i] for i in a.events if i in index), data)
+
+    def undrawn(a):
+        data = dict(a.data)
+        if "context" in data:
+            data["context"] = []
+        return type(a)(a.kind, a.message, (), data)
+    anomalies = tuple(moved(a) if a.data.get("key") in shown else undrawn(a)
+                      for a in verdict.anomalies)
     return Verdict(verdict.valid, anomalies, verdict.checker, verdict.stats), sub
 
 
-def expect_reads(history, placement, hint: str):
-    """``expect_valid(check_reads(...))``, with the picture focused on a few failing keys."""
+def expect_reads(history, placement, hint: str, checker=None):
+    """``expect_valid(checker(history, placement))`` (default :func:`rig.checkers.check_reads`),
+    with the picture focused on a few failing keys."""
     from splitbrain.grading import expect_valid
 
     from .checkers import check_reads
-    v = check_reads(history, placement)
+    v = (checker or check_reads)(history, placement)
     if v.valid is True:
         return v
     focused, sub = focus(v, history)
@@ -272,3 +406,54 @@ def expect_reads(history, placement, hint: str):
     note = (f" (The picture and the event numbers above cover the operations on {shown} of the "
             f"{keys} keys that went wrong; the full history is saved next to the report.)")
     return expect_valid(focused, sub, hint=hint + note)
+
+
+# -- live traffic (the exploring test) -------------------------------------------------------------
+class Traffic:
+    """Writers that each rewrite their own keys in a loop (one grader thread per writer, one call
+    at a time), reading another writer's keys as they go, until :meth:`stop`. Failed calls are in
+    the history (``check_available`` judges them); ``done[i]`` counts writer ``i``'s calls."""
+
+    def __init__(self, stores, keys_of, read_every: int = 3, pace_s: float = 0.003) -> None:
+        import threading
+        self.stores, self.keys_of, self.read_every = list(stores), list(keys_of), read_every
+        self.pace_s = pace_s
+        self.done = [0] * len(self.stores)
+        self._stop = threading.Event()
+        self._cv = threading.Condition()
+        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True,
+                                          name=f"traffic-{i}") for i in range(len(self.stores))]
+
+    def start(self) -> None:
+        for t in self._threads:
+            t.start()
+
+    def _run(self, i: int) -> None:
+        own, other = self.keys_of[i], self.keys_of[(i + 1) % len(self.keys_of)]
+        n = 0
+        while not self._stop.is_set():
+            k = own[n % len(own)]
+            fut = (self.stores[i].get.async_(other[n % len(other)])
+                   if n % self.read_every == self.read_every - 1 else
+                   self.stores[i].put.async_(k, f"w{i}.{n}-{k}"))
+            ok, _ = _settle(fut)
+            n += 1
+            with self._cv:
+                self.done[i] += 1
+                self._cv.notify_all()
+            if not ok and not self.stores[i]._sb_worker.alive:
+                return
+            self._stop.wait(self.pace_s)      # steady traffic, not a busy loop on two cores
+
+    def progress(self, calls: int, timeout: float) -> bool:
+        """Wait until every writer made ``calls`` more calls (True), or ``timeout`` passed: a
+        correct store may make them wait while a stall holds the rebalance half announced."""
+        with self._cv:
+            goal = [d + calls for d in self.done]
+            return self._cv.wait_for(lambda: all(d >= g for d, g in zip(self.done, goal)),
+                                     timeout=timeout)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=30)
