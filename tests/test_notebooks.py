@@ -7,9 +7,7 @@ outputs and no execution counts.
 """
 from __future__ import annotations
 
-import os
 import shutil
-import sys
 from pathlib import Path
 
 import nbformat
@@ -36,6 +34,18 @@ def test_committed_notebook_has_no_outputs(lab):
                        f"--clear-output --inplace {lab.notebook_path}`)")
 
 
+@pytest.mark.parametrize("lab", LABS, ids=_ids(LABS))
+def test_notebook_commands_do_not_rely_on_the_venv_being_on_path(lab):
+    """Under a Jupyter the kit did not start, the venv's scripts are not on PATH: `!splitbrain`
+    and `!pytest` fail there, `!{sys.executable} -m splitbrain` works."""
+    import re
+    nb = nbformat.read(lab.notebook_path, as_version=4)
+    bare = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"
+            and re.search(r"^\s*!\s*(splitbrain|pytest|jupyter)\b", c.source, re.M)]
+    assert not bare, (f"{lab.notebook_path}: code cells {bare} run a venv script by name; "
+                      f"write `!{{sys.executable}} -m splitbrain ...` (after `import sys`)")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("lab", LABS, ids=_ids(LABS))
 def test_notebook_runs_with_the_solution(lab, services, tmp_path, monkeypatch):
@@ -47,9 +57,9 @@ def test_notebook_runs_with_the_solution(lab, services, tmp_path, monkeypatch):
     shutil.copytree(lab.lab_dir, work, ignore=shutil.ignore_patterns(
         "__pycache__", ".ipynb_checkpoints", ".pytest_cache"))
     shutil.copy2(lab.solution_path, work / lab.component)
-    # the kernel inherits this environment: the venv's scripts (``!splitbrain``) on PATH, the
-    # project found from the temporary folder, the session's services reused
-    monkeypatch.setenv("PATH", str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
+    # the kernel inherits this environment: the project found from the temporary folder, the
+    # session's services reused. The venv's scripts are not put on PATH: a Jupyter the kit did not
+    # start has no `splitbrain` there, so a notebook calls `!{sys.executable} -m splitbrain`.
     monkeypatch.setenv("SPLITBRAIN_ROOT", str(lab.root))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.read(work / lab.notebook, as_version=4)
