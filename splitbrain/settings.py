@@ -31,6 +31,7 @@ PREFIX = "SPLITBRAIN_"
 KIT = "the kit"
 EVERY = "every process, learner code too"
 COMPOSE = "docker/compose.yaml"
+GRADESCOPE = "the Gradescope zip's setup.sh and run_autograder"
 
 
 class Var:
@@ -150,6 +151,15 @@ class Settings:
                        doc="A file a firing crash point appends its name and pid to, just before "
                            "the kill. The sandbox sets it for each worker.",
                        default_doc="no report")
+
+    # -- the Gradescope autograder zip (`splitbrain release --gradescope`) ------------------
+    gradescope_root = Var("GRADESCOPE_ROOT", default="/autograder", reader=GRADESCOPE,
+                          doc="The folder Gradescope's harness lays out (source/, submission/, "
+                              "results/); a test simulates it in a temporary folder.")
+    gradescope_python = Var("GRADESCOPE_PYTHON", reader=GRADESCOPE,
+                            doc="The Python (with the kit installed) that run_autograder grades "
+                                "with.",
+                            default_doc="the venv setup.sh made, `venv/bin/python` in the root")
 
     # -- docker compose: the kit picks these once per checkout (docker.json in the state
     #    folder) and passes them to Compose; set them yourself only to run Compose by hand --

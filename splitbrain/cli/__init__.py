@@ -12,6 +12,7 @@ _GROUPS = [
     "splitbrain.cli.grading_cmds",    # labs, check, grade, verify, reset, hint
     "splitbrain.cli.book_cmds",       # book
     "splitbrain.cli.lab_cmds",        # new-lab, faults
+    "splitbrain.cli.release_cmds",    # release
 ]
 
 DESCRIPTION = """\
@@ -27,6 +28,7 @@ An instructor or workshop lead:
   splitbrain doctor                 what this machine lacks, and the command that fixes it
   splitbrain verify                 every broken handout fails, every solution gets full marks
   splitbrain grade 01 submissions/  grade a class: JSON, JUnit, Gradescope, CSV gradebook
+  splitbrain release ../class       the learners' repository: no solutions, no hidden tests
   splitbrain up | status | down     the services on their own (embedded, external or docker)
 
 A lab's author:

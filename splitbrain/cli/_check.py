@@ -55,13 +55,15 @@ def _check_once(lab, submission: Path, args) -> int:
                               "progress": load_progress_for(lab.slug), "hint": None}, indent=1))
         return 3
     full = result.full_marks
-    record_attempt(lab.slug, result.score, result.max_score, full)
+    note = _release_note(lab, result)
+    record_attempt(lab.slug, result.score, result.max_score, full and note is None)
     failures = [] if full else failures_of(result, lab.component)
     hint = hint_for_failures(lab, failures) if failures else None
     if full:
         forget_failure(lab)
     if args.json:
         print(json.dumps({**result.to_dict(), "graded": True,
+                          **({"edition": "learner", "grade_note": note} if note else {}),
                           "progress": load_progress_for(lab.slug),
                           "hint": hint[1] if hint else None,
                           "hint_number": hint[0] if hint else None}, indent=1))
@@ -70,8 +72,11 @@ def _check_once(lab, submission: Path, args) -> int:
     reports.summary(result, con)
     if full and getattr(args, "explore", 0):
         return _explore(lab, submission, args)
+    if note:
+        print(f"\n{note}")
     if full:
-        print(f"\n{lab.slug} passes every test. On to the next lab: splitbrain labs")
+        if not note:
+            print(f"\n{lab.slug} passes every test. On to the next lab: splitbrain labs")
         return 0
     crash = _crash_line(failures, len(result.tests), submission.name)
     if crash:
@@ -82,6 +87,20 @@ def _check_once(lab, submission: Path, args) -> int:
         print(f"\nnext: fix {_shown(submission)} and run `splitbrain check {lab.slug}` again "
               f"(add --watch to re-check on every save).")
     return 1
+
+
+def _release_note(lab, result) -> str | None:
+    """In a class's release (no hidden tests here): what this check ran and where the grade
+    comes from; None in the full edition, where check runs the hidden tests."""
+    from splitbrain.release import info
+    if info(lab.root) is None:
+        return None
+    passed = sum(t.status == "passed" for t in result.tests)
+    return (f"{lab.slug}: {passed} of {len(result.tests)} public tests pass under the lab's "
+            f"faults. This is your class's edition: your grade comes from your instructor's "
+            f"hidden tests, which are not in it. Passing the public tests is necessary, not "
+            f"sufficient: the hidden tests add more faults and check every guarantee of the "
+            f"chapter.")
 
 
 def _crash_line(failures, total: int, name: str) -> str | None:

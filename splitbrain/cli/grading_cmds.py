@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = parser(sub, "check", "grade your component of a lab and show the hint that fits",
                "Grade your component (labs/LAB/<component>, or --submission) with the hidden "
                "tests an instructor grades with, plus the lab's public tests, under injected "
-               "faults. Prints which guarantee broke, under which fault, the seed to replay it "
+               "faults (in a class's release, which holds no hidden tests: the public tests, and "
+               "the grade comes from the instructor's hidden tests). Prints which guarantee broke, under which fault, the seed to replay it "
                "and the picture of what happened, then the lab's hint that fits what failed "
                "(`splitbrain hint` shows the next one about it). Exit 0 on full marks, 1 "
                "when a test fails, 2 when the lab or the file cannot be used, 3 when the "
