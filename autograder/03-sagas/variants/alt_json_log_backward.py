@@ -1,4 +1,7 @@
-"""A different correct design: one row per saga with a JSON log; recovery always goes backward."""
+"""A different correct design: one row per saga with a JSON log; recovery always goes backward.
+
+Every drive of a saga holds a per-saga advisory lock (a session lock, released by Postgres if the
+process dies), so a recovery never turns back a saga that a slow original is still driving."""
 import time
 import psycopg
 from psycopg.types.json import Jsonb
@@ -26,9 +29,19 @@ class Orchestrator:
             except OutcomeUnknown:
                 time.sleep(0.03)
 
+    def _locked(self, sid, drive):
+        self.db.execute("SELECT pg_advisory_lock(hashtext(%s))", (sid,))
+        try:
+            return drive(sid)
+        finally:
+            self.db.execute("SELECT pg_advisory_unlock(hashtext(%s))", (sid,))
+
     def book(self, saga_id, order):
         self.db.execute("INSERT INTO journal (id, body) VALUES (%s, %s) ON CONFLICT DO NOTHING",
                         (saga_id, Jsonb(order)))
+        return self._locked(saga_id, self._forward)
+
+    def _forward(self, saga_id):
         body, log, outcome = self.db.execute("SELECT body, log, outcome FROM journal WHERE id=%s",
                                              (saga_id,)).fetchone()
         if outcome:
@@ -46,7 +59,10 @@ class Orchestrator:
         return "done"
 
     def _backward(self, sid):
-        body, log = self.db.execute("SELECT body, log FROM journal WHERE id=%s", (sid,)).fetchone()
+        body, log, outcome = self.db.execute("SELECT body, log, outcome FROM journal WHERE id=%s",
+                                             (sid,)).fetchone()
+        if outcome:             # finished while this process waited for the lock
+            return outcome
         started = [e["started"] for e in log if "started" in e]
         for fwd, undo, args in reversed(FWD):
             if fwd not in started:
@@ -61,4 +77,4 @@ class Orchestrator:
 
     def recover(self):
         ids = [r[0] for r in self.db.execute("SELECT id FROM journal WHERE outcome IS NULL")]
-        return {i: self._backward(i) for i in ids}
+        return {i: self._locked(i, self._backward) for i in ids}

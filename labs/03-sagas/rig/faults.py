@@ -6,12 +6,15 @@ was over::
 
     nemesis.inject("lost-reply", parts, op="payment.charge", saga_id="s1")
     nemesis.inject("unavailable", parts, op="payment.refund", saga_id="s1", times=6)
+    nemesis.inject("unavailable", parts, op="payment.refund", saga_id="s1", for_s=0.8)
     nemesis.inject("decline", parts, op="payment.charge", saga_id="s1")
 
 ``SagaRig.lose_reply`` / ``unavailable`` / ``decline`` do exactly this, with the participant's
 name as the target's label (the picture shades that participant's lane). A ``lost-reply`` or
 ``unavailable`` fault is over once its ``times`` calls have been served: it heals itself then.
-A ``decline`` holds until it is healed, like a card that stays declined.
+An ``unavailable`` fault with ``for_s`` is an outage of that many seconds from the first call it
+takes, and heals itself when it is over. A ``decline`` holds until it is healed, like a card that
+stays declined.
 
 Two faults of this lab are the kit's: the orchestrator killed at the moment a participant receives
 or commits a call is ``kill`` (``SagaRig.crash`` arms the moment; the kill itself goes through the
@@ -95,8 +98,24 @@ class LostReply(_CountedFault):
 
 @register
 class Unavailable(_CountedFault):
+    """Params: also ``for_s`` (seconds): instead of ``times`` calls, every call during that long
+    from the first one it takes (an outage; a retry loop's pace shows in how many calls it
+    takes)."""
+
     name = "unavailable"
     description = "a participant answering 503 for a while, as when it restarts"
+
+    def check(self) -> None:
+        super().check()
+        for_s = self.params.get("for_s")
+        if for_s is not None and (isinstance(for_s, bool) or not isinstance(for_s, (int, float))
+                                  or not for_s > 0):
+            raise FaultError(f"fault {self.name!r}: for_s is the outage's length in seconds "
+                             f"(> 0), got {for_s!r}")
+
+    def arm_params(self) -> dict[str, Any]:
+        for_s = self.params.get("for_s")
+        return {**super().arm_params(), **({"for_s": float(for_s)} if for_s else {})}
 
 
 @register

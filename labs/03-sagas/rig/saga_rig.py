@@ -1,14 +1,15 @@
 """The rig of lab 03, shared by the hidden tests, the public tests and the notebook.
 
-``SagaRig`` holds the participants (in this process) and one sandboxed worker running the
-learner's ``Orchestrator``. It books orders, kills the orchestrator at the moment a participant
-receives or commits a call, restarts it and runs ``recover()``, makes participants lose answers,
-answer 503 or decline, delivers bookings twice, and judges every saga from the participants' own
-ledgers (never from what the orchestrator says about itself). Every fault goes through the
-nemesis, which records it in the history.
+``SagaRig`` holds the participants (in this process) and the learner's ``Orchestrator`` running in
+one or more sandboxed workers: **replicas** of the orchestrator service, sharing its database, as
+in production. It books orders, kills a replica at the moment a participant receives or commits a
+call, restarts it and runs ``recover()``, makes participants lose answers, answer 503 or decline,
+delivers bookings twice, and judges every saga from the participants' own ledgers (never from
+what the orchestrator says about itself), with every guarantee of ``rig.checkers``. Every fault
+goes through the nemesis, which records it in the history.
 
 ```python
-rig = SagaRig.open(ns, spawn, history, nemesis)  # participants + worker, standard shop
+rig = SagaRig.open(ns, spawn, history, nemesis)  # participants + one replica, standard shop
 rig.book("s1", rig.order())                      # a saga that can complete
 rig.crash("payment.charge", "after", "s2")       # kill the orchestrator right after the charge
 rig.book("s2", rig.order())                      # -> None: the orchestrator died
@@ -16,29 +17,36 @@ rig.restart_and_recover()
 rig.lose_reply("payment.refund", "s3")           # the nemesis's "lost-reply" on payment
 with nemesis.fault("duplicate", rig.bookings, p=1.0):
     rig.book("s4", rig.order())                  # delivered twice
+b = rig.replica("orchestrator-2")                # a second replica on the same database
+b.book("s4", rig.order())                        # the same booking, to another replica
 verdict = rig.judge()
 ```
+
+Each ``book``/``recover`` call is kept as a *delivery* (who answered what, or why not); the
+verdict's ``no-outcome`` comes from them. ``rig.boundaries`` (module :mod:`rig.boundaries`) walks
+a saga through every boundary between two of its round trips.
 """
 from __future__ import annotations
 
 import random
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from rig import faults as _faults  # noqa: F401  (the faults the rig injects, also in a notebook)
-from rig.checkers import check_saga_ledger
+from rig.checkers import check_guarantees, check_saga_ledger
 from rig.saga import OPERATIONS
 from rig.saga_server import Participants
-from splitbrain.checkers.base import Anomaly, Verdict
+from splitbrain.checkers.base import Verdict
 from splitbrain.faults.registry import Fault
 from splitbrain.history import History
 
-__all__ = ["SagaRig", "Bookings", "STOCK", "ACCOUNTS", "BLOCKED", "POOR", "SCARCE"]
+__all__ = ["SagaRig", "Replica", "Bookings", "STOCK", "ACCOUNTS", "BLOCKED", "POOR", "SCARCE"]
 
 #: the shop every test starts from
-STOCK = {"widget": 1000, "gizmo": 1}
-ACCOUNTS = {"alice": 100_000, "bob": 5}
+STOCK = {"widget": 100_000, "gizmo": 1}
+ACCOUNTS = {"alice": 100_000_000, "bob": 5}
 BLOCKED = ("Atlantis",)
 POOR = "bob"          # an account whose card is declined for any real order
 SCARCE = "gizmo"      # a sku with one item on the shelf
@@ -78,28 +86,153 @@ class Bookings:
         return 2 if self.duplicate > 0 and self.rng.random() < self.duplicate else 1
 
 
+class Replica:
+    """One orchestrator process: a sandboxed worker running the learner's ``Orchestrator``.
+
+    ``book``/``recover`` return the answer, or None when the process died or the call failed
+    (each call is recorded as a delivery on the rig). ``kill``/``restart`` go through the
+    nemesis. ``resources`` may route its links through fault proxies (``pg_url``,
+    ``saga_url``); ``step_timeout_s`` is what its Orchestrator is told."""
+
+    def __init__(self, rig: "SagaRig", name: str, resources: dict[str, str],
+                 step_timeout_s: float) -> None:
+        self.rig, self.name, self.step_timeout_s = rig, name, step_timeout_s
+        self.resources = dict(resources)
+        self.worker = rig.spawn(name=name, resources=self.resources)
+        self.orch: Any = None
+        self.dead = False
+        self.kills = 0
+        self._killing = False
+        self._killed = threading.Event()
+        self._life = threading.RLock()     # a kill and a restart never overlap
+
+    def __repr__(self) -> str:
+        return f"Replica({self.name!r}{', dead' if self.dead else ''})"
+
+    @property
+    def pid(self) -> int:
+        return self.worker.pid
+
+    def build(self) -> None:
+        """Construct the Orchestrator in the worker (waits for the worker to have started)."""
+        from splitbrain.sandbox import Ref
+        self.orch = self.worker.new(COMPONENT_CLASS, Ref("pg_url"), Ref("rig.saga:participants"),
+                                    step_timeout_s=self.step_timeout_s)
+
+    # -- calls -----------------------------------------------------------------------------------
+    def book_async(self, saga_id: str, order: dict, restart: bool = True) -> Future:
+        """Deliver a booking; the Future gives the answer (None: died or failed). A dead
+        replica is restarted first (nothing recovered), unless ``restart=False``: then nothing is
+        delivered and the Future gives None at once."""
+        self.rig._note_order(saga_id, order)
+        with self._life:
+            if self.dead and not restart:
+                skipped: Future = Future()
+                skipped.set_result(None)
+                return skipped
+            if self.dead:
+                self.restart(recover=False)
+            if self.orch is None:
+                self.build()
+            return self._watch("book", saga_id, self.orch.book.async_(saga_id, order))
+
+    def book(self, saga_id: str, order: dict) -> str | None:
+        return self.book_async(saga_id, order).result()
+
+    def recover_async(self) -> Future:
+        with self._life:
+            if self.dead:
+                self.restart(recover=False)
+            if self.orch is None:
+                self.build()
+            return self._watch("recover", None, self.orch.recover.async_())
+
+    def recover(self) -> dict | None:
+        return self.recover_async().result()
+
+    def _watch(self, call: str, saga_id: str | None, fut: Future) -> Future:
+        out: Future = Future()
+
+        def settle(f: Future) -> None:
+            from splitbrain.sandbox import CallTimeout, RemoteError, WorkerDied
+            exc = f.exception()
+            d = {"call": call, "saga_id": saga_id, "replica": self.name, "answer": None,
+                 "error": None, "died": False}
+            answer = None
+            if exc is None:
+                answer = d["answer"] = f.result()
+            elif isinstance(exc, CallTimeout):
+                self.dead = True
+                d["error"] = f"no answer within the call limit ({exc})"
+            elif isinstance(exc, WorkerDied):
+                self.dead = True
+                if self._killing:
+                    d["died"] = True
+                else:
+                    d["error"] = f"the orchestrator process died on its own: {exc}"
+            elif isinstance(exc, RemoteError):
+                d["error"] = f"it raised {exc.type}: {exc.message}"
+            else:
+                d["error"] = f"{type(exc).__name__}: {exc}"
+            self.rig._deliver(d)
+            out.set_result(answer if call == "recover" or answer in ("done", "compensated")
+                           else None)
+
+        fut.add_done_callback(settle)
+        return out
+
+    # -- faults ------------------------------------------------------------------------------------
+    def kill(self, **where: Any) -> None:
+        """SIGKILL this replica (the kit's ``kill``, through the nemesis)."""
+        with self._life:
+            self._killing = True
+            self.kills += 1
+            self.rig.crashes += 1
+            try:
+                self.rig.nemesis.inject("kill", self.worker, **where)
+            finally:
+                self.dead = True
+                self.orch = None
+                self._killed.set()
+
+    def restart(self, recover: bool = True) -> dict | None:
+        """Start the process again (its memory is gone), build the Orchestrator, and call
+        ``recover()`` (unless ``recover=False``)."""
+        with self._life:
+            if self._killing:
+                self._killed.wait(10)
+            self._killing = False
+            self._killed.clear()
+            self.rig.nemesis.inject("restart", self.worker)
+            self.dead = False
+            self.build()
+        return self.recover() if recover else None
+
+
 @dataclass
 class SagaRig:
-    """Participants + one orchestrator worker; see the module docstring.
+    """Participants + orchestrator replicas; see the module docstring.
 
     spawn: ``spawn(name=..., resources=...)`` returning a sandbox ``Worker`` (the grading fixture).
     nemesis: the ``Nemesis`` every fault goes through (the test's fixture, ``ex.nemesis`` in a
         notebook); ``open`` makes one on ``history`` when none is given.
-    step_timeout_s: what the orchestrator is told to wait for one answer.
-    hold_s: how long a lost answer keeps the connection open before dropping it (for an
-        orchestrator that never times out).
+    step_timeout_s: what each replica's Orchestrator is told to wait for one answer.
+    hold_s: how long a lost answer keeps the connection open before dropping it (a caller with a
+        timeout hangs up long before; one without waits all that time: ``blocked-call``).
+    admin_url: the namespace database as the grader (for snapshots of the orchestrator's tables).
     """
 
     parts: Participants
     spawn: Callable[..., Any]
     history: History
     nemesis: Any = None
-    step_timeout_s: float = 0.3
-    hold_s: float = 1.0
+    step_timeout_s: float = 0.2
+    hold_s: float = 2.0
+    admin_url: str | None = None
     orders: dict[str, dict] = field(default_factory=dict)
     expected: dict[str, str] = field(default_factory=dict)
-    reported: dict[str, str] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)
+    reported: dict[str, list[str]] = field(default_factory=dict)
+    deliveries: list[dict] = field(default_factory=list)
     crashes: int = 0
 
     def __post_init__(self) -> None:
@@ -108,43 +241,72 @@ class SagaRig:
             self.nemesis = Nemesis(self.history)
         for service in OPERATIONS:   # "lost-reply(payment)": shaded on the participant's lane
             self.nemesis.add_target(service, self.parts)
-        self._killed = threading.Event()
-        self._killing = False
-        self._dead = False
+        self._lock = threading.Lock()
         self._n = 0
-        self.worker = None
-        self.orch = None
+        self.replicas: dict[str, Replica] = {}
+        self.main: Replica | None = None
         self.bookings = Bookings()
+        self._http_proxy: Any = None
 
     # -- set-up ----------------------------------------------------------------------------------
     @classmethod
     def open(cls, ns: Any, spawn: Callable[..., Any], history: History, nemesis: Any = None,
-             **kw: Any) -> "SagaRig":
-        """Participants on the namespace database (admin URL), the standard shop, one worker."""
-        parts = Participants(ns.pg_admin_url, history=history)
-        parts.stock(STOCK)
-        parts.accounts(ACCOUNTS)
-        parts.block(*BLOCKED)
+             replicas: int = 1, **kw: Any) -> "SagaRig":
+        """Participants on the namespace database (admin URL), the standard shop, and
+        ``replicas`` orchestrator processes (the first is :attr:`main`, named "orchestrator";
+        the others "orchestrator-2", ...). The workers start while the shop is set up."""
+        parts = Participants(ns.pg_admin_url, history=history, prepare_now=False)
         parts.start()
         try:
-            rig = cls(parts, spawn, history, nemesis, **kw)
-            rig.start()
+            rig = cls(parts, spawn, history, nemesis, admin_url=ns.pg_admin_url, **kw)
+            made = [rig.replica("orchestrator" if i == 0 else f"orchestrator-{i + 1}",
+                                build=False) for i in range(replicas)]
+            parts.prepare()
+            parts.stock(STOCK)
+            parts.accounts(ACCOUNTS)
+            parts.block(*BLOCKED)
+            for r in made:
+                r.build()
         except BaseException:
             parts.stop()
             raise
         return rig
 
-    def start(self) -> None:
-        self.worker = self.spawn(name="orchestrator", resources={"saga_url": self.parts.url})
-        self.bookings.name = self.worker.name
-        self._build()
+    def replica(self, name: str, *, pg_url: str | None = None, saga_url: str | None = None,
+                step_timeout_s: float | None = None, build: bool = True) -> Replica:
+        """Start another orchestrator process on the same database. ``pg_url``/``saga_url``
+        route its links (through fault proxies); ``build=False`` leaves the Orchestrator to be
+        constructed later (``Replica.build``), so that several workers start at once."""
+        res = {"saga_url": saga_url or self.parts.url, **({"pg_url": pg_url} if pg_url else {})}
+        r = Replica(self, name, res, self.step_timeout_s if step_timeout_s is None
+                    else step_timeout_s)
+        self.replicas[name] = r
+        if self.main is None:
+            self.main = r
+            self.bookings.name = name
+        if build:
+            r.build()
+        return r
 
-    def _build(self) -> None:
-        from splitbrain.sandbox import Ref
-        self.orch = self.worker.new(COMPONENT_CLASS, Ref("pg_url"), Ref("rig.saga:participants"),
-                                    step_timeout_s=self.step_timeout_s)
+    def participants_proxy(self) -> Any:
+        """A fault proxy in front of the participants (made once): a replica whose ``saga_url``
+        is its ``url`` reaches them through it, so the kit's link faults (``stall``, ...) apply
+        to that link. Faults on it go through the nemesis."""
+        if self._http_proxy is None:
+            from splitbrain.faults.proxy import FaultProxy
+            px = FaultProxy("participants-link")
+            host, port = self.parts._server.server_address[:2]
+            px.start((host, port))
+            px.url = f"http://{px.host}:{px.port}"
+            self._http_proxy = px
+        return self._http_proxy
 
     def close(self) -> None:
+        if self._http_proxy is not None:
+            try:
+                self._http_proxy.stop()
+            except Exception:  # noqa: BLE001 - closing at teardown is best effort
+                pass
         self.parts.stop()
 
     def order(self, **over: Any) -> dict:
@@ -154,58 +316,82 @@ class SagaRig:
                 "amount": 10 * (1 + self._n % 5), "address": f"{self._n} Main St"}
         return {**base, **over}
 
-    # -- driving -----------------------------------------------------------------------------------
+    # -- records ---------------------------------------------------------------------------------
+    def expect(self, saga_id: str, outcome: str) -> None:
+        """What saga ``saga_id`` must end as: "done", "compensated" or "either"."""
+        if outcome not in ("done", "compensated", "either"):
+            raise ValueError(f"expect is 'done', 'compensated' or 'either', got {outcome!r}")
+        self.expected[saga_id] = outcome
+
+    def _note_order(self, saga_id: str, order: dict) -> None:
+        with self._lock:
+            self.orders.setdefault(saga_id, order)
+            self.expected.setdefault(saga_id, "either")
+
+    def _deliver(self, d: dict) -> None:
+        with self._lock:
+            self.deliveries.append(d)
+            if d["call"] == "book" and d["answer"] in ("done", "compensated"):
+                self.reported.setdefault(d["saga_id"], []).append(d["answer"])
+            if d["call"] == "recover" and isinstance(d["answer"], dict):
+                for sid, res in d["answer"].items():
+                    if sid in self.orders and res in ("done", "compensated"):
+                        self.reported.setdefault(sid, []).append(res)
+            elif d["call"] == "recover" and d["answer"] is not None:
+                d["error"] = f"recover() answered {d['answer']!r}, not a dict"
+
+    @property
+    def errors(self) -> dict[str, str]:
+        """What went wrong per saga (or "recover"), from the deliveries."""
+        return {d["saga_id"] or "recover": d["error"] for d in self.deliveries if d["error"]}
+
+    # -- driving the main replica ---------------------------------------------------------------
+    @property
+    def worker(self) -> Any:
+        return self.main.worker
+
     def book(self, saga_id: str, order: dict, expect: str = "either") -> str | None:
-        """Call ``book``; return its answer, or None when the orchestrator died or failed (the
+        """Book on the main replica; return its answer, or None when it died or failed (the
         ledgers decide anyway). ``expect``: "done", "compensated" or "either". Under the
         ``duplicate`` fault (on :attr:`bookings`) the same request is delivered again once the
         first delivery ended, to a restarted orchestrator if it died; the last answer is
         returned."""
-        self.orders[saga_id] = order
-        self.expected[saga_id] = expect
+        self._note_order(saga_id, order)
+        self.expect(saga_id, expect)
         copies = self.bookings.copies()
-        out = self._deliver(saga_id, order)
+        out = self.main.book(saga_id, order)
         for _ in range(copies - 1):
-            if self._dead:   # the copy reaches a new process (nothing recovered first)
-                self.restart_and_recover(recover=False)
-            out = self._deliver(saga_id, order)
+            out = self.main.book(saga_id, order)   # a dead one is restarted, nothing recovered
         return out
 
-    def _deliver(self, saga_id: str, order: dict) -> str | None:
-        from splitbrain.sandbox import CallTimeout, RemoteError, WorkerDied
-        try:
-            out = self.orch.book(saga_id, order)
-        except WorkerDied:
-            self._after_death()
-            return None
-        except CallTimeout as e:
-            self.errors[saga_id] = f"book did not answer: {e}"
-            self.restart_and_recover(recover=False)
-            return None
-        except RemoteError as e:
-            self.errors[saga_id] = f"book raised {e.type}: {e.message}"
-            return None
-        if out in ("done", "compensated"):
-            self.reported[saga_id] = out
-        else:
-            self.errors[saga_id] = f"book answered {out!r}, not 'done' or 'compensated'"
-        return out
+    def restart_and_recover(self, recover: bool = True) -> dict | None:
+        """Start the main replica again (its memory is gone) and call ``recover()``."""
+        return self.main.restart(recover=recover)
 
-    def crash(self, op: str, when: str, saga_id: str | None = None) -> None:
-        """Kill the orchestrator when ``op`` of ``saga_id`` arrives (``when="before"``: nothing
-        done) or right after the participant committed it (``"after"``). The participant arms
-        the moment; the kill (the kit's ``kill``) goes through the nemesis when it comes."""
+    def crash(self, op: str, when: str, saga_id: str | None = None,
+              replica: Replica | None = None) -> None:
+        """Kill ``replica`` (default: the main one) when ``op`` of ``saga_id`` arrives
+        (``when="before"``: nothing done) or right after the participant committed it
+        (``"after"``). The participant arms the moment; the kill (the kit's ``kill``) goes
+        through the nemesis when it comes."""
         if when not in ("before", "after"):
             raise ValueError(f"when must be 'before' or 'after', got {when!r}")
+        target = replica or self.main
         self.parts.arm(op, f"crash-{when}", saga_id,
-                       on_fire=lambda: self._kill(op=op, when=when, saga_id=saga_id))
+                       on_fire=lambda: target.kill(op=op, when=when, saga_id=saga_id))
 
-    def lose_reply(self, op: str, saga_id: str | None = None, times: int = 1) -> Fault:
+    def lose_reply(self, op: str, saga_id: str | None = None, times: int = 1,
+                   hold_s: float | None = None) -> Fault:
         """The participant does the work, and its answer is lost (the ``lost-reply`` fault)."""
-        return self._inject("lost-reply", op, saga_id, times=times, hold_s=self.hold_s)
+        return self._inject("lost-reply", op, saga_id, times=times,
+                            hold_s=self.hold_s if hold_s is None else hold_s)
 
-    def unavailable(self, op: str, saga_id: str | None = None, times: int = 1) -> Fault:
-        """The participant answers 503 (and does nothing) ``times`` times (``unavailable``)."""
+    def unavailable(self, op: str, saga_id: str | None = None, times: int = 1,
+                    for_s: float | None = None) -> Fault:
+        """The participant answers 503 (and does nothing) ``times`` times, or to every call
+        during ``for_s`` seconds from the first one (``unavailable``)."""
+        if for_s is not None:
+            return self._inject("unavailable", op, saga_id, for_s=for_s)
         return self._inject("unavailable", op, saga_id, times=times)
 
     def decline(self, op: str, saga_id: str | None = None) -> Fault:
@@ -218,62 +404,14 @@ class SagaRig:
         target = service if service in OPERATIONS else self.parts  # a bad op: the fault says why
         return self.nemesis.inject(name, target, op=op, saga_id=saga_id, **params)
 
-    def _kill(self, **where: Any) -> None:
-        self._killing = True
-        self.crashes += 1
-        try:
-            self.nemesis.inject("kill", self.worker, **where)
-        finally:
-            self._killed.set()
-
-    def _after_death(self) -> None:
-        # the kill runs on the participants' thread; let it finish before anyone restarts
-        self._dead = True
-        self._killed.wait(10)
-
-    def restart_and_recover(self, recover: bool = True) -> dict | None:
-        """Start the orchestrator again (its memory is gone) and call ``recover()``."""
-        from splitbrain.sandbox import CallTimeout, RemoteError, WorkerDied
-        if self._killing:
-            self._killed.wait(10)
-        self._killing = False
-        self._killed.clear()
-        self.nemesis.inject("restart", self.worker)
-        self._dead = False
-        self._build()
-        if not recover:
-            return None
-        try:
-            out = self.orch.recover()
-        except WorkerDied:
-            self._after_death()
-            return None
-        except (CallTimeout, RemoteError) as e:
-            self.errors["recover"] = f"recover failed: {e}"
-            return None
-        if isinstance(out, dict):
-            for sid, res in out.items():
-                if sid in self.orders and res in ("done", "compensated"):
-                    self.reported[sid] = res
-        return out
-
     # -- judging -----------------------------------------------------------------------------------
-    def judge(self) -> Verdict:
-        """The saga-atomicity verdict from the participants' ledgers."""
-        v = check_saga_ledger(self.parts.ledger(), self.orders, self.expected, self.reported,
-                              self.history)
-        skipped = [Anomaly("skipped-step", f"saga {u['saga_id']}: the orchestrator never called "
-                                           f"{u['op']}, so the {u['kind']} planned there never "
-                                           f"happened; a saga runs reserve, charge, schedule, "
-                                           f"and release, refund when it turns back",
-                           (), dict(u)) for u in self.parts.unfired()]
-        if not skipped and v.valid is True:
-            return v
-        # what the orchestrator raised explains the anomalies; alone it is no anomaly
-        raised = [Anomaly("orchestrator-error", f"{where}: {msg}", (), {"where": where})
-                  for where, msg in self.errors.items()]
-        return Verdict(False, v.anomalies + tuple(skipped) + tuple(raised), v.checker, v.stats)
-
+    def judge(self, skipped: bool = True) -> Verdict:
+        """Every guarantee (``rig.checkers.check_guarantees``) from the participants' ledgers,
+        the deliveries and the history. ``skipped``: a fault placed on a saga's call that never
+        came is a ``skipped-step``."""
+        return check_guarantees(self.parts.ledger(), self.orders, self.expected, self.reported,
+                                self.deliveries, self.history,
+                                self.parts.unfired() if skipped else ())
 
     # -- showing (notebook) ------------------------------------------------------------------------
     def ledger_table(self, saga_id: str | None = None) -> str:

@@ -6,9 +6,12 @@ serves the operations described in :mod:`rig.saga`, records every call in a
 :class:`~splitbrain.history.History`, and lets the grader arm faults on the calls of one operation
 for one saga (:meth:`Participants.arm`):
 
-* ``"unavailable"``: answer 503 and do nothing (a participant restarting);
+* ``"unavailable"``: answer 503 and do nothing (a participant restarting): for ``times`` calls, or
+  for every call during ``for_s`` seconds from the first one it takes (an outage of that length);
 * ``"lost-reply"``: do the work and commit, then never answer: hold the connection until the caller
-  gives up (or ``hold_s`` passes) and close it (the answer lost on the way back);
+  gives up (or ``hold_s`` passes) and close it (the answer lost on the way back). The call's
+  completion in the history says which: ``caller_hung_up`` (the caller's timeout) or not (the
+  participant had to drop a caller that would have waited for ever);
 * ``"decline"``: refuse the step, every time it is asked while armed (a card that stays declined);
   recorded in the ledger as a refusal, exactly like one the participant's data causes;
 * ``"crash-before"``: call ``on_fire`` (the grader kills the orchestrator) before doing anything;
@@ -26,6 +29,7 @@ import json
 import queue
 import select
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, ClassVar
@@ -57,7 +61,7 @@ LEDGER_SQL = """
 CREATE TABLE IF NOT EXISTS {svc}.ledger (
     seq bigserial, key text PRIMARY KEY, saga_id text NOT NULL, op text NOT NULL,
     args jsonb NOT NULL, status text NOT NULL, reason text,
-    at timestamptz NOT NULL DEFAULT clock_timestamp());
+    at timestamptz NOT NULL DEFAULT clock_timestamp(), done_at timestamptz);
 """
 
 
@@ -72,18 +76,22 @@ class LedgerRow:
     args: dict
     status: str
     seq: int = 0
-    at: float = 0.0     # commit time, seconds since the epoch (Postgres clock)
+    at: float = 0.0       # when the call arrived (first time), seconds since the epoch (Postgres)
+    done_at: float = 0.0  # when its effect (or refusal) was written, just before the commit
 
     def to_dict(self) -> dict:
         return {"service": self.service, "op": self.op, "key": self.key, "saga_id": self.saga_id,
-                "args": self.args, "status": self.status, "seq": self.seq, "at": self.at}
+                "args": self.args, "status": self.status, "seq": self.seq, "at": self.at,
+                "done_at": self.done_at}
 
 
 @dataclass(eq=False)
 class Armed:
     """One fault armed on the participants: ``kind`` on the calls of ``op`` for ``saga_id`` (any
     saga when None). ``fired`` counts the calls it took; once ``times`` calls have been served it
-    is spent, leaves the server and ``on_spent()`` is called (a decline is never spent)."""
+    is spent, leaves the server and ``on_spent()`` is called (a decline is never spent). With
+    ``for_s``, it takes every call during ``for_s`` seconds from the first one instead, and is
+    spent when that time is up."""
 
     op: str
     kind: str
@@ -92,8 +100,11 @@ class Armed:
     hold_s: float
     on_fire: Callable[[], Any] | None = None
     on_spent: Callable[[], Any] | None = None
+    for_s: float | None = None
     fired: int = 0
     served: int = 0
+    started: float | None = None     # monotonic time of the first call it took (with for_s)
+    expired: bool = False
 
 
 class _Refused(Exception):
@@ -108,6 +119,8 @@ class Participants:
 
     admin_url: the namespace database, as a role that may create schemas (the grader's URL).
     history: where calls are recorded (a new one if not given).
+    prepare: create the schemas now (False: call :meth:`prepare` before the first call; the rig
+        starts the server first, so that orchestrators can be started while the schemas are made).
     """
 
     #: the label a fault on this server carries in a history (``target_name``)
@@ -115,6 +128,7 @@ class Participants:
 
     admin_url: str
     history: History = field(default_factory=History)
+    prepare_now: bool = field(default=True, repr=False)
 
     def __post_init__(self) -> None:
         self._pool: queue.LifoQueue = queue.LifoQueue()
@@ -123,7 +137,12 @@ class Participants:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.fired: list[dict] = []
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+        if self.prepare_now:
+            self.prepare()
+
+    def prepare(self) -> None:
+        """Create the participants' schemas and ledgers (idempotent)."""
+        with self._conn() as conn:
             conn.execute(SCHEMA_SQL)
             for svc in OPERATIONS:
                 conn.execute(LEDGER_SQL.format(svc=svc))
@@ -167,15 +186,19 @@ class Participants:
 
     def arm(self, op: str, kind: str, saga_id: str | None = None, *, times: int = 1,
             hold_s: float = 2.0, on_fire: Callable[[], Any] | None = None,
-            on_spent: Callable[[], Any] | None = None) -> Armed:
+            on_spent: Callable[[], Any] | None = None, for_s: float | None = None) -> Armed:
         """Make the next ``times`` calls of ``op`` (``"payment.charge"``) for ``saga_id`` (any saga
         when None) suffer ``kind`` (one of FAULT_KINDS, or ``"decline"``: every call until it is
         disarmed). Returns the armed fault, for :meth:`disarm`. ``on_spent()`` is called once the
-        last of its calls has been served."""
+        last of its calls has been served. ``for_s`` (unavailable only): every call during that
+        many seconds from the first one, instead of ``times`` calls."""
         self.check_fault(op, kind)
         if kind.startswith("crash") and on_fire is None:
             raise ValueError(f"a {kind} fault needs on_fire (what to kill)")
-        armed = Armed(op, kind, saga_id, int(times), float(hold_s), on_fire, on_spent)
+        if for_s is not None and (kind != "unavailable" or not for_s > 0):
+            raise ValueError(f"for_s (seconds, > 0) is an outage's length; {kind} takes times")
+        armed = Armed(op, kind, saga_id, int(times), float(hold_s), on_fire, on_spent,
+                      None if for_s is None else float(for_s))
         with self._lock:
             self._faults.setdefault((op, saga_id), []).append(armed)
         return armed
@@ -202,16 +225,37 @@ class Participants:
         with self._lock:
             for k in ((op, saga_id), (op, None)):
                 for f in self._faults.get(k, []):
-                    if f.kind in FAULT_KINDS and f.fired < f.times:
+                    if f.kind not in FAULT_KINDS or f.expired:
+                        continue
+                    if f.for_s is not None:
+                        if f.started is None:
+                            f.started = time.monotonic()
+                            timer = threading.Timer(f.for_s, self._expire, (f,))
+                            timer.daemon = True
+                            timer.start()
+                        f.fired += 1
+                        return f
+                    if f.fired < f.times:
                         f.fired += 1
                         return f
         return None
+
+    def _expire(self, fault: Armed) -> None:
+        """An outage of ``for_s`` seconds is over: the next call is served."""
+        with self._lock:
+            fault.expired = True
+            faults = self._faults.get((fault.op, fault.saga_id), [])
+            spent = fault in faults
+            if spent:
+                faults.remove(fault)
+        if spent and fault.on_spent is not None:
+            fault.on_spent()
 
     def _served(self, fault: Armed) -> None:
         """One call a fault took has been answered (or not): forget the fault once it is spent."""
         with self._lock:
             fault.served += 1
-            spent = fault.served >= fault.times
+            spent = fault.for_s is None and fault.served >= fault.times
             faults = self._faults.get((fault.op, fault.saga_id), [])
             if spent and fault in faults:
                 faults.remove(fault)
@@ -249,7 +293,7 @@ class Participants:
             handler = type("Handler", (_Handler,), {"parts": self})
             self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
             self._server.daemon_threads = True
-            self._thread = threading.Thread(target=self._server.serve_forever,
+            self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,),
                                             name="saga-participants", daemon=True)
             self._thread.start()
         return self
@@ -278,11 +322,12 @@ class Participants:
         rows: list[LedgerRow] = []
         with self._conn() as conn:
             for svc in OPERATIONS:
-                for seq, key, saga, op, args, status, at in conn.execute(
+                for seq, key, saga, op, args, status, at, done_at in conn.execute(
                         f"SELECT seq, key, saga_id, op, args, status, "
-                        f"extract(epoch FROM at)::float8 FROM {svc}.ledger "
+                        f"extract(epoch FROM at)::float8, "
+                        f"coalesce(extract(epoch FROM done_at)::float8, 0) FROM {svc}.ledger "
                         f"WHERE status <> 'pending' ORDER BY seq"):
-                    rows.append(LedgerRow(svc, op, key, saga, args, status, seq, at))
+                    rows.append(LedgerRow(svc, op, key, saga, args, status, seq, at, done_at))
         return sorted(rows, key=lambda r: r.at)
 
     def balances(self) -> dict[str, dict[str, int]]:
@@ -342,8 +387,8 @@ class Participants:
             if reason is None:
                 reason = self._apply(conn, service, op, args)
             status = "declined" if reason else "ok"
-            conn.execute(f"UPDATE {service}.ledger SET status = %s, reason = %s WHERE key = %s",
-                         (status, reason, key))
+            conn.execute(f"UPDATE {service}.ledger SET status = %s, reason = %s, "
+                         f"done_at = clock_timestamp() WHERE key = %s", (status, reason, key))
         return status, {"status": status, "reason": reason, "key": key, "replayed": False}
 
     @staticmethod
@@ -381,22 +426,26 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _send(self, code: int, body: dict) -> None:
+        """One write per answer (headers and body together), so that a stall on the link in
+        front of the participants counts one message per reply."""
         data = json.dumps(body).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(data)
+        reason = self.responses.get(code, ("",))[0]
+        head = (f"HTTP/1.1 {code} {reason}\r\nServer: saga-participants\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+                f"Connection: close\r\n\r\n").encode("latin-1")
+        self.log_request(code)
+        self.wfile.write(head + data)
         self.close_connection = True
 
-    def _hang_up(self, hold_s: float) -> None:
-        """Never answer: wait until the caller gives up (closes its end) or hold_s passes."""
+    def _hang_up(self, hold_s: float) -> bool:
+        """Never answer: wait until the caller gives up (closes its end) or hold_s passes.
+        True when the caller hung up first."""
         try:
-            select.select([self.connection], [], [], hold_s)
+            ready, _, _ = select.select([self.connection], [], [], hold_s)
         except (OSError, ValueError):
-            pass
+            ready = [True]
         self.close_connection = True
+        return bool(ready)
 
     def do_POST(self) -> None:  # noqa: N802
         parts = self.parts
@@ -439,12 +488,17 @@ class _Handler(BaseHTTPRequestHandler):
             except _Refused as e:
                 h.complete(inv, "fail", {"error": str(e)})
                 return self._send(e.code, {"error": str(e)})
-            h.complete(inv, "ok" if status == "ok" else "fail", answer)
+            outcome = "ok" if status == "ok" else "fail"
+            if fault and fault.kind == "lost-reply":
+                t0 = time.monotonic()
+                hung_up = self._hang_up(fault.hold_s)
+                h.complete(inv, outcome, {**answer, "lost": True, "caller_hung_up": hung_up,
+                                          "held_s": round(time.monotonic() - t0, 3)})
+                return None
+            h.complete(inv, outcome, answer)
             if fault and fault.kind == "crash-after":
                 fault.on_fire()
                 return self._hang_up(0)
-            if fault and fault.kind == "lost-reply":
-                return self._hang_up(fault.hold_s)
             return self._send(200 if status == "ok" else 409, answer)
         except Exception as e:  # a participant bug must not look like a learner's bug
             h.complete(inv, "info", {"error": repr(e)})

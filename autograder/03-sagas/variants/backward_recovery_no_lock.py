@@ -1,0 +1,69 @@
+"""One row per saga with a JSON log; recovery always goes backward; no lock per saga.
+
+The mistake: recover() compensates every unfinished saga, including one that a slow original
+replica is still driving forward. The idempotency keys keep each call single, but the two
+processes disagree on the direction: the recovery refunds and releases while the original goes on
+to schedule the parcel."""
+import time
+import psycopg
+from psycopg.types.json import Jsonb
+from rig.saga import Declined, OutcomeUnknown
+
+FWD = [("reserve", "release", ("sku", "qty")), ("charge", "refund", ("account", "amount")),
+       ("schedule", "cancel", ("address",))]
+
+
+class Orchestrator:
+    def __init__(self, pg_url, participants, step_timeout_s=1.0):
+        self.p, self.t = participants, step_timeout_s
+        self.db = psycopg.connect(pg_url, autocommit=True)
+        self.db.execute("CREATE TABLE IF NOT EXISTS journal (id text primary key, body jsonb not null,"
+                        " log jsonb not null default '[]', outcome text)")
+
+    def _log(self, sid, entry):
+        self.db.execute("UPDATE journal SET log = log || %s WHERE id = %s", (Jsonb([entry]), sid))
+
+    def _ask(self, op, sid, body, args, undo=False):
+        while True:
+            try:
+                return getattr(self.p, op)(key=f"{sid}:{op}", saga_id=sid, timeout_s=self.t,
+                                           **{a: body[a] for a in args})
+            except OutcomeUnknown:
+                time.sleep(0.03)
+
+    def book(self, saga_id, order):
+        self.db.execute("INSERT INTO journal (id, body) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                        (saga_id, Jsonb(order)))
+        body, log, outcome = self.db.execute("SELECT body, log, outcome FROM journal WHERE id=%s",
+                                             (saga_id,)).fetchone()
+        if outcome:
+            return outcome
+        if log:
+            return self._backward(saga_id)
+        for fwd, _, args in FWD:
+            self._log(saga_id, {"started": fwd})
+            try:
+                self._ask(fwd, saga_id, body, args)
+            except Declined:
+                self._log(saga_id, {"declined": fwd})
+                return self._backward(saga_id)
+        self.db.execute("UPDATE journal SET outcome='done' WHERE id=%s", (saga_id,))
+        return "done"
+
+    def _backward(self, sid):
+        body, log = self.db.execute("SELECT body, log FROM journal WHERE id=%s", (sid,)).fetchone()
+        started = [e["started"] for e in log if "started" in e]
+        for fwd, undo, args in reversed(FWD):
+            if fwd not in started:
+                continue
+            try:
+                self._ask(fwd, sid, body, args)     # resolve "maybe": same key replays the outcome
+            except Declined:
+                continue
+            self._ask(undo, sid, body, args)
+        self.db.execute("UPDATE journal SET outcome='compensated' WHERE id=%s", (sid,))
+        return "compensated"
+
+    def recover(self):
+        ids = [r[0] for r in self.db.execute("SELECT id FROM journal WHERE outcome IS NULL")]
+        return {i: self._backward(i) for i in ids}
