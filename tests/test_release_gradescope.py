@@ -129,7 +129,8 @@ def test_services_down_is_an_infra_failure_not_failed_tests(zipped, tmp_path):
     out, made = zipped
     root = _autograder(tmp_path, out, {made["component"]: _git_show(
         f"solutions/{made['lab']}/{made['component']}")})
-    d = _run(root, SPLITBRAIN_BACKEND="external",
+    d = _run(root, SPLITBRAIN_HOME=str(tmp_path / "home"),  # no record of healthy services
+             SPLITBRAIN_BACKEND="external",
              SPLITBRAIN_POSTGRES_URL="postgresql://nobody:x@127.0.0.1:1/postgres",
              SPLITBRAIN_REDIS_URL="redis://127.0.0.1:1/0",
              SPLITBRAIN_KAFKA_BOOTSTRAP="127.0.0.1:1")
