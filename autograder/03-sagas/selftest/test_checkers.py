@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from rig.checkers import check_saga_ledger, summarize
+from rig.checkers import check_order, check_progress, check_saga_ledger, summarize
 from splitbrain.history import History, call_value
 
 ORDER = {"sku": "widget", "qty": 2, "account": "alice", "amount": 30, "address": "Main St 1"}
@@ -41,9 +41,40 @@ def test_compensated_saga_is_valid_and_declined_rows_count_for_nothing():
 
 
 def test_untouched_saga_counts_as_compensated():
-    v = check_saga_ledger([row("charge", "c", status="declined")], {"s1": ORDER},
+    v = check_saga_ledger([row("reserve", "r", status="declined")], {"s1": ORDER},
                           {"s1": "compensated"})
-    assert v.valid is True
+    assert v.valid is True, v.explain()
+
+
+def test_a_step_called_before_the_one_before_it_succeeded_is_out_of_order():
+    v = check_order([row("charge", "c", status="declined")], {"s1": ORDER})
+    assert kinds(v) == ["wrong-order"]
+
+
+def test_compensations_run_last_step_first():
+    rows = [row("reserve", "r"), row("charge", "c"), row("schedule", "s", status="declined"),
+            row("release", "r-undo"), row("refund", "c-undo")]
+    v = check_order(rows, {"s1": ORDER})
+    assert "wrong-order" in kinds(v)
+    assert "refund before release" in v.anomalies[0].message
+    assert check_order(COMPENSATED, {"s1": ORDER}).valid is True
+
+
+def test_a_planned_fault_whose_call_never_came_is_a_skipped_step():
+    v = check_order(DONE, {"s1": ORDER},
+                    skipped=[{"op": "payment.refund", "saga_id": "s1", "kind": "lost-reply"}])
+    assert kinds(v) == ["skipped-step"]
+
+
+def test_a_book_that_answered_nothing_has_no_outcome_unless_its_process_was_killed():
+    ok = {"call": "book", "saga_id": "s1", "replica": "a", "answer": "done", "error": None,
+          "died": False}
+    killed = {**ok, "answer": None, "died": True}
+    hung = {**ok, "answer": None, "error": "no answer within the call limit"}
+    odd = {**ok, "answer": "forward"}
+    assert check_progress([ok, killed]).valid is True
+    v = check_progress([hung, odd, {"call": "recover", "replica": "b", "error": "boom"}])
+    assert [a.kind for a in v.anomalies] == ["no-outcome"] * 3
 
 
 def test_charged_and_reserved_with_nothing_shipped_is_dangling():
