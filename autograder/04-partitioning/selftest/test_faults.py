@@ -9,7 +9,8 @@ from splitbrain.faults import Nemesis
 from splitbrain.faults.registry import FAULTS, FaultError
 from splitbrain.history import History
 
-LAB_FAULTS = ("add-shard", "remove-shard", "hash-seed", "skewed-keys", "stale-map")
+LAB_FAULTS = ("add-shard", "remove-shard", "hash-seed", "skewed-keys", "stale-map",
+              "other-shard-list")
 
 
 class FakeServer:
@@ -50,10 +51,15 @@ def test_add_shard_starts_the_shard_and_is_recorded_under_its_name(shards):
     assert shards.live == ["s0", "s1", "s2", "s3", "s4"]      # the shard stays
     assert [(w.name, w.target, w.end is not None) for w in h.fault_windows()] == [
         ("add-shard", "s4", True)]
-    with pytest.raises(FaultError, match="add-shard"):         # it runs already
-        nemesis.inject("add-shard", shards.shard("s4"))
+    again = nemesis.inject("add-shard", shards.shard("s4"))  # provisioned: joins, no new server
+    again.heal()
+    assert shards.live == ["s0", "s1", "s2", "s3", "s4"]
     with pytest.raises(FaultError, match="add-shard"):
         nemesis.inject("add-shard", shards)
+    with nemesis.fault("remove-shard", shards.shard("s4")):
+        pass
+    with pytest.raises(FaultError, match="add-shard"):         # shut down for good
+        nemesis.inject("add-shard", shards.shard("s4"))
 
 
 def test_remove_shard_shuts_the_shard_down_when_healed(shards):
