@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from . import pg_namespace
 from .pg_namespace import _with_credentials
 
-REDIS_RULES = ["+@all", "-@admin", "-@dangerous"]
+# Key patterns do not filter SCAN or RANDOMKEY (KEYS is in @dangerous): they would list other
+# namespaces' key names, so a namespace's user may not run them.
+REDIS_RULES = ["+@all", "-@admin", "-@dangerous", "-scan", "-randomkey"]
 
 _lock = threading.Lock()
 _admin_redis: dict[str, object] = {}
