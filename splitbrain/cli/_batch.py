@@ -346,8 +346,11 @@ def _mutants(args, labs, err) -> int:
                 data = json.loads(last.read_text())
                 only = {o["name"] for o in data["outcomes"] if o["status"] == "survived"}
             except (OSError, ValueError, KeyError):
-                err.print(f"{lab.slug}: no earlier run to take survivors from; grading every "
-                          f"mutant", markup=False)
+                err.print(f"error: {lab.slug}: no earlier mutant run to take survivors from. Run "
+                          f"`splitbrain verify {lab.slug} --mutants` (or with --sample N) first; "
+                          f"--survivors then regrades only what that run left alive.",
+                          markup=False)
+                return 2
         done = [0]
 
         def tick(o, lab=lab):
@@ -361,7 +364,7 @@ def _mutants(args, labs, err) -> int:
                 live.update(f"{lab.slug}: {done[0]} mutant(s) graded...")
             report = run_mutants(lab, args.seed, max(1, args.jobs), args.sample, only,
                                  on_done=on_done, variants=not args.survivors)
-        if only is None and args.sample is None:
+        if only is None:  # a whole or a sampled run: its survivors are what --survivors regrades
             save(report, last)
         reports.append(report)
         if args.json:
