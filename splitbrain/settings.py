@@ -32,6 +32,7 @@ KIT = "the kit"
 EVERY = "every process, learner code too"
 COMPOSE = "docker/compose.yaml"
 GRADESCOPE = "the Gradescope zip's setup.sh and run_autograder"
+HUB = "docker/hub/jupyterhub_config.py"
 
 
 class Var:
@@ -160,6 +161,33 @@ class Settings:
                             doc="The Python (with the kit installed) that run_autograder grades "
                                 "with.",
                             default_doc="the venv setup.sh made, `venv/bin/python` in the root")
+
+    # -- the workshop hub (docker/hub/jupyterhub_config.py reads these when the hub starts) --
+    hub_ip = Var("HUB_IP", default="127.0.0.1", reader=HUB,
+                 doc="Address the hub's proxy listens on; 0.0.0.0 only on a trusted network or "
+                     "behind a TLS proxy.")
+    hub_port = Var("HUB_PORT", default="8000", reader=HUB, doc="Port learners open in a browser.")
+    hub_api_port = Var("HUB_API_PORT", default="8081", reader=HUB,
+                       doc="Loopback port of the hub's own API, which the proxy and servers call.")
+    hub_proxy_api_port = Var("HUB_PROXY_API_PORT", default="8001", reader=HUB,
+                             doc="Loopback port of configurable-http-proxy's API.")
+    hub_state = Var("HUB_STATE", default=".", reader=HUB,
+                    doc="Folder of the hub's database, cookie secret and logs.")
+    hub_homes = Var("HUB_HOMES", reader=HUB, default_doc="`homes/` in the hub's state folder",
+                    doc="Demo mode: the folder holding each learner's home.")
+    hub_demo_password = Var("HUB_DEMO_PASSWORD", reader=HUB, default_doc="unset: machine accounts",
+                            doc="Demo mode: one shared password, any user name logs in, every "
+                                "learner runs as the hub's own OS user (what tests/test_hub.py "
+                                "runs).")
+    hub_learners = Var("HUB_LEARNERS", reader=HUB, default_doc="anyone the authenticator admits",
+                       doc="Comma-separated user names allowed to log in.")
+    hub_admins = Var("HUB_ADMINS", reader=HUB, default_doc="none",
+                     doc="Comma-separated user names with the hub's admin rights.")
+    hub_api_token = Var("HUB_API_TOKEN", reader=HUB, default_doc="no API token",
+                        doc="An admin token for the hub's REST API (create users, start "
+                            "servers).")
+    hub_start_timeout = Var("HUB_START_TIMEOUT", default="120", reader=HUB,
+                            doc="Seconds a learner's server may take to start.")
 
     # -- docker compose: the kit picks these once per checkout (docker.json in the state
     #    folder) and passes them to Compose; set them yourself only to run Compose by hand --

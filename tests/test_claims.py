@@ -906,13 +906,13 @@ def test_tansu_never_assigns_partitions_to_a_kip848_consumer(tansu):
         new.close()
 
 
-def test_tansu_wedges_a_group_whose_last_members_leave_together(tansu):
-    """Two members of a group close at the same moment; a new member of that group is never
-    assigned (here: not in 12 s, twice the session timeout), while a member of a fresh group
-    joining at the same moment is. One member leaving alone does not do this."""
+def _leave_together_then_rejoin(tansu, attempt: int) -> tuple[bool, bool]:
+    """Two members of a fresh group close at the same moment (a barrier releases both closes);
+    then a new member of that group and a member of another fresh group join. Whether each was
+    assigned partitions within 12 s, twice the session timeout."""
     topic = f"claims-wedge-{uuid.uuid4().hex[:8]}"
     _create_topic(tansu, topic, 4)
-    group, conf = f"claims-wedge-{topic}", {"session.timeout.ms": 6000}
+    group, conf = f"claims-wedge-{topic}-{attempt}", {"session.timeout.ms": 6000}
     a, b = Member(tansu, group, topic, **conf), Member(tansu, group, topic, **conf)
     try:
         _poll([a, b], lambda: a.assigned and b.assigned
@@ -922,7 +922,13 @@ def test_tansu_wedges_a_group_whose_last_members_leave_together(tansu):
         a.close()
         b.close()
         raise
-    leaving = [threading.Thread(target=c.close) for c in (a, b)]
+    together = threading.Barrier(2)
+
+    def leave(member):
+        together.wait(10)
+        member.close()
+
+    leaving = [threading.Thread(target=leave, args=(c,)) for c in (a, b)]
     for t in leaving:
         t.start()
     for t in leaving:
@@ -931,11 +937,25 @@ def test_tansu_wedges_a_group_whose_last_members_leave_together(tansu):
     fresh = Member(tansu, f"{group}-fresh", topic, **conf)
     try:
         _poll([late, fresh], lambda: late.assigned, 12)
-        assert fresh.assigned, "the broker assigns no group at all"
-        assert not late.assigned, "tansu no longer wedges the group: update the book"
+        return bool(late.assigned), bool(fresh.assigned)
     finally:
         late.close()
         fresh.close()
+
+
+def test_tansu_wedges_a_group_whose_last_members_leave_together(tansu):
+    """The book says a group *can* wedge when its last members leave together: whether it does
+    depends on how the two LeaveGroups interleave in the broker, so the claim is checked as
+    stated: of up to six groups whose two members leave at the same moment, at least one is
+    wedged (a new member is never assigned, while a member of a fresh group joining at the same
+    moment is). When none wedges, tansu has fixed it and the book must change."""
+    for attempt in range(6):
+        late, fresh = _leave_together_then_rejoin(tansu, attempt)
+        assert fresh, "the broker assigns no group at all"
+        if not late:
+            return
+    pytest.fail("tansu no longer wedges a group whose last members leave together (6 tries): "
+                "update the book")
 
 
 # ============================================================================================

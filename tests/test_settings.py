@@ -20,7 +20,8 @@ BEGIN, END = "<!-- settings-table", "<!-- end settings-table -->"
 def _texts() -> dict[Path, str]:
     files = [p for p in (ROOT / "splitbrain").rglob("*") if p.is_file()
              and p.suffix in (".py", ".toml", ".md", ".txt", ".json", ".sql", ".lua")]
-    files += [ROOT / "docker" / "compose.yaml", ROOT / "README.md", ROOT / "CONTRIBUTING.md",
+    files += [ROOT / "docker" / "compose.yaml", ROOT / "docker" / "hub" / "jupyterhub_config.py",
+              ROOT / "README.md", ROOT / "CONTRIBUTING.md",
               *(ROOT / "docs").rglob("*.md")]
     return {p: p.read_text(encoding="utf-8", errors="replace") for p in files if p.is_file()}
 
