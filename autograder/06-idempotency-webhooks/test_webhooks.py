@@ -1,0 +1,106 @@
+"""Lab 06 hidden tests: a webhook provider that retries slow answers, duplicates and reorders
+deliveries, and an attacker who forges and replays them; a payment API that loses an answer or
+is slow; a receiver killed right after a COMMIT. Every verdict comes from the history of
+deliveries and from what the tables really hold (``rig.checkers.check_webhooks``)."""
+import pytest
+
+
+@pytest.mark.points(10)
+def test_01_a_quiet_day(world, expect):
+    """No fault: three orders, their events in order, each confirmed order charged and shipped
+    once, each order at its newest version."""
+    for _ in range(3):
+        world.send_all(world.order())
+    expect("On a quiet day every event must be applied once: an order at its newest version, "
+           "each confirmed order charged once and shipped once.")
+
+
+@pytest.mark.points(15)
+@pytest.mark.faults("forged-delivery", "replayed-delivery")
+def test_02_forged_and_replayed_deliveries_are_refused(world, nemesis, expect):
+    """An attacker posts an order.cancelled signed with the wrong key, then replays a delivery
+    signed with the right key an hour ago: both must be refused and change nothing."""
+    events = world.order()
+    world.send_all(events)
+    nemesis.inject("forged-delivery", "sender", order=events[0].order)
+    nemesis.inject("replayed-delivery", "sender", order=events[0].order, n=1)
+    expect(lesson="forged-accepted")
+
+
+@pytest.mark.points(15)
+@pytest.mark.faults("slow-payment", "duplicate")
+def test_03_a_slow_answer_is_sent_again(world, nemesis, expect):
+    """The payment API is slow: a receiver that charges before it answers answers after the
+    provider's timeout, and the provider sends order.confirmed again while the first is still
+    being handled. Then the provider sends every event twice."""
+    events = world.order()
+    world.send(events[0])
+    slow = nemesis.inject("slow-payment", "payments")
+    world.send(events[1])                 # returns once acknowledged, or after every retry
+    slow.heal()
+    world.send(events[2])
+    with nemesis.fault("duplicate", "sender", p=1.0):
+        world.send_all(world.order())
+    expect(lesson="duplicate-effect")
+
+
+@pytest.mark.points(15)
+@pytest.mark.faults("reorder")
+def test_04_late_events_do_not_overwrite_newer_ones(world, nemesis, expect):
+    """Deliveries arrive out of order: the provider holds some back behind later ones. An
+    order's state must be its newest version."""
+    with nemesis.fault("reorder", "sender", p=1.0):
+        for _ in range(3):
+            world.send_all(world.order())
+    late = world.order()
+    for e in (late[0], late[2], late[1]):   # shipped arrives before confirmed
+        world.send(e)
+    expect(lesson="stale-overwrite")
+
+
+@pytest.mark.points(15)
+@pytest.mark.faults("lost-payment-reply")
+def test_05_a_lost_payment_answer_is_not_a_second_charge(world, nemesis, expect):
+    """The payment API charges the card and its answer is lost; the receiver's retry (or the
+    provider's redelivery) must reach it as the same payment."""
+    for times in (1, 2):
+        events = world.order()
+        world.send(events[0])
+        nemesis.inject("lost-payment-reply", "payments", times=times)
+        world.send_all(events[1:])
+    expect(lesson="double-charge")
+
+
+@pytest.mark.points(10)
+@pytest.mark.faults("crash", "latency")
+def test_06_killed_after_commit_before_the_answer(world, nemesis, expect):
+    """The receiver's process dies right after a COMMIT, before its answer leaves: the provider
+    sends the delivery again to the restarted receiver. Then every answer is late."""
+    events = world.order()
+    world.send(events[0])
+    nemesis.inject("crash", "receiver", point="after_commit")
+    world.send(events[1])
+    world.restart_receiver()
+    world.send(events[2])
+    with nemesis.fault("latency", "network", ms=700):
+        world.send_all(world.order())
+    expect(lesson="duplicate-effect")
+
+
+@pytest.mark.points(10)
+@pytest.mark.faults("crash")
+def test_07_killed_at_every_commit(world, nemesis, expect):
+    """The receiver's process dies just before, then just after, its first COMMIT of a delivery,
+    then of its second: whatever it acknowledged must be applied once its successor starts, and
+    nothing twice."""
+    for point in ("before_commit", "after_commit"):
+        for after in (0, 1):
+            if not world.worker.alive:
+                world.restart_receiver()
+            nemesis.inject("crash", "receiver", point=point, after=after)
+            for e in world.order():
+                world.send(e)
+                if not world.worker.alive:
+                    world.restart_receiver()
+            nemesis.heal_all()
+    expect(lesson="lost-event")
