@@ -30,6 +30,10 @@ HINTS = {
     "lost-event": "An event you acknowledged was never applied. Answer 2xx only after the "
                   "delivery is committed (an inbox table), and apply what the inbox holds when "
                   "serve() starts again.",
+    "never-acknowledged": "A genuine delivery (right key, fresh timestamp) never got a 2xx, "
+                          "even after every fault healed and the provider retried it. Refusing "
+                          "everything is not safe, it is down: verify, record the delivery, "
+                          "commit, and answer 2xx.",
 }
 
 

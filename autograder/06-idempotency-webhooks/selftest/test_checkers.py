@@ -1,7 +1,8 @@
 """The lab-06 checkers (``rig.checkers``) on hand-written histories and tables: each guarantee,
 kept and broken."""
-from rig.checkers import (check_authentic_only, check_exactly_once_effects, check_newest_wins,
-                          check_no_lost_events, check_webhooks)
+from rig.checkers import (check_authentic_only, check_every_event_acknowledged,
+                          check_exactly_once_effects, check_newest_wins, check_no_lost_events,
+                          check_webhooks)
 
 from splitbrain.history import Event, History, call_value
 
@@ -65,3 +66,29 @@ def test_a_forged_delivery_accepted_or_applied():
     h = build(deliver(0.0, 1), deliver(0.1, 90, acked=False, kind="forged"))
     rows = {"ord_1": {"status": "cancelled", "version": 90, "amount": 1000}}
     assert check_authentic_only(h, rows).kinds() == ["forged-accepted"]
+
+
+def test_a_genuine_event_never_acknowledged():
+    h = build(deliver(0.0, 1), deliver(0.1, 2), deliver(0.2, 3, acked=False))
+    rows = {"ord_1": {"status": "confirmed", "version": 2, "amount": 1000}}
+    assert check_every_event_acknowledged(h).kinds() == ["never-acknowledged"]
+    assert check_webhooks(h, rows, ["ord_1"], ONE_CHARGE).kinds() == ["never-acknowledged"]
+    # a receiver that refuses everything changes nothing, and is not safe for it
+    h = build(deliver(0.0, 1, acked=False), deliver(0.1, 2, acked=False))
+    v = check_webhooks(h, {}, [], [])
+    assert [a.data["event"] for a in v.anomalies] == ["evt_ord_1_1", "evt_ord_1_2"]
+    assert v.kinds() == ["never-acknowledged"]
+
+
+def test_a_later_retry_acknowledged_counts():
+    h = build(deliver(0.0, 1), deliver(0.1, 2, acked=False), deliver(0.2, 2), deliver(0.3, 3))
+    assert check_every_event_acknowledged(h).ok
+    assert check_webhooks(h, ROW3, ["ord_1"], ONE_CHARGE).ok
+
+
+def test_refused_forged_and_replayed_deliveries_are_not_owed_an_answer():
+    h = build(deliver(0.0, 1), deliver(0.1, 90, acked=False, kind="forged"),
+              deliver(0.2, 90, acked=False, kind="replayed"))
+    rows = {"ord_1": {"status": "created", "version": 1, "amount": 1000}}
+    assert check_every_event_acknowledged(h).ok
+    assert check_webhooks(h, rows, [], []).ok

@@ -17,6 +17,12 @@ Records are plain data: ``orders`` maps an order id to ``{"status", "version", "
 ``check_authentic_only`` (safety)
     ``forged-accepted``: a delivery with a wrong signature, or a replay signed long ago, got a
     2xx, or its effect appeared.
+``check_every_event_acknowledged`` (liveness)
+    ``never-acknowledged``: a genuine event (signed with the endpoint's secret, at the time of
+    the attempt) got no 2xx from any of its deliveries, though the faults were healed and the
+    provider retried it: a receiver that refuses or never answers is not safe, it is down.
+    Forged and replayed deliveries are not genuine and do not count. (That an acknowledged
+    event is applied is ``check_no_lost_events``.)
 ``check_webhooks``: all of them (the hidden tests use this one).
 """
 from __future__ import annotations
@@ -29,7 +35,8 @@ from splitbrain.checkers.base import Anomaly, Verdict, verdict
 from splitbrain.history import History
 
 __all__ = ["Delivered", "deliveries", "check_exactly_once_effects", "check_no_lost_events",
-           "check_newest_wins", "check_authentic_only", "check_webhooks"]
+           "check_newest_wins", "check_authentic_only", "check_every_event_acknowledged",
+           "check_webhooks"]
 
 
 @dataclass(frozen=True)
@@ -173,6 +180,24 @@ def _forged(history: History, orders: Mapping[str, Mapping]) -> list[Anomaly]:
     return out
 
 
+def _unacknowledged(history: History) -> list[Anomaly]:
+    by_event: dict[str, list[Delivered]] = defaultdict(list)
+    for d in deliveries(history):
+        if d.kind == "genuine":
+            by_event[d.id].append(d)
+    out = []
+    for event, ds in sorted(by_event.items()):
+        if any(d.acked for d in ds):
+            continue
+        tries = sum(d.attempts for d in ds)
+        out.append(Anomaly("never-acknowledged", f"the provider sent {event} ({ds[0].type} of "
+                           f"{ds[0].order}, correctly signed and fresh) {_times(tries, 'time')} "
+                           f"and never got a 2xx, even after the faults were healed: a genuine "
+                           f"delivery must be recorded and answered 2xx", _ev(ds),
+                           {"order": ds[0].order, "event": event, "attempts": tries}))
+    return out
+
+
 def check_exactly_once_effects(history: History, shipments: list[str],
                                charges: list[Mapping]) -> Verdict:
     return verdict("exactly-once-effects", _effects(history, shipments, charges))
@@ -191,8 +216,13 @@ def check_authentic_only(history: History, orders: Mapping[str, Mapping]) -> Ver
     return verdict("authentic-only", _forged(history, orders))
 
 
+def check_every_event_acknowledged(history: History) -> Verdict:
+    return verdict("every-event-acknowledged", _unacknowledged(history))
+
+
 def check_webhooks(history: History, orders: Mapping[str, Mapping], shipments: list[str],
                    charges: list[Mapping]) -> Verdict:
     lost, stale = _order(history, orders, shipments, charges)
-    anomalies = (_forged(history, orders) + _effects(history, shipments, charges) + stale + lost)
+    anomalies = (_forged(history, orders) + _effects(history, shipments, charges) + stale + lost +
+                 _unacknowledged(history))
     return verdict("webhooks", anomalies, deliveries=len(deliveries(history)))
