@@ -333,7 +333,11 @@ class Crash(Fault):
         if self.target is None:
             crash.disarm(self.params["point"])
         elif hasattr(self.target, "disarm_crash") and getattr(self.target, "alive", True):
-            self.target.disarm_crash(self.params["point"])   # a worker the crash killed is done
+            from splitbrain.sandbox.protocol import WorkerDied
+            try:
+                self.target.disarm_crash(self.params["point"])
+            except WorkerDied:   # the crash fired while it was being disarmed: that worker is done
+                pass
 
 
 # -- delivery --------------------------------------------------------------------------------------
