@@ -33,8 +33,9 @@ NAME = "rig"
 
 def unload() -> None:
     """Forget the loaded rig and its submodules (and the faults it registered)."""
-    for mod in [m for m in sys.modules if m == NAME or m.startswith(NAME + ".")]:
-        del sys.modules[mod]
+    # list(sys.modules) is one C-level copy; another thread importing meanwhile cannot change it
+    for mod in [m for m in list(sys.modules) if m == NAME or m.startswith(NAME + ".")]:
+        sys.modules.pop(mod, None)
     if "splitbrain.faults.registry" in sys.modules:   # a worker never loads the registry
         sys.modules["splitbrain.faults.registry"].forget_lab_faults()
 
