@@ -25,7 +25,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
     """``--lab 06``: keep the tests parametrized with that lab (or a variant of it);
-    ``--no-labs``: keep the others."""
+    ``--no-labs``: keep the others. A test that starts the Kafka-compatible broker of the claims
+    (each join waits half a session timeout) belongs to the slow lane."""
+    for item in items:
+        if "tansu" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
     wanted = config.getoption("--lab")
     no_labs = config.getoption("--no-labs")
     if not wanted and not no_labs:

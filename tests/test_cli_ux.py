@@ -144,6 +144,7 @@ def test_reset_prints_where_the_learners_version_went(tmp_path):
     assert f"your version is saved as {backup}" in out.stdout and f"cp {backup}" in out.stdout
 
 
+@pytest.mark.slow
 def test_grade_stopped_with_ctrl_c_resumes_where_it_was(services, tmp_path):
     env = {**os.environ, "SPLITBRAIN_ROOT": str(FIXTURE), "SPLITBRAIN_HOME": str(tmp_path / "h"),
            "SPLITBRAIN_REDIS_URL": services.redis_url,

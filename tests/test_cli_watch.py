@@ -8,6 +8,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from splitbrain.lab import discover_labs
 
 FIXTURE = Path(__file__).parent / "fixtures" / "project"
@@ -23,6 +25,7 @@ def _wait_for(lines: list[str], text: str, deadline_s: float, proc: subprocess.P
     raise AssertionError(f"{text!r} did not appear within {deadline_s} s:\n{''.join(lines)}")
 
 
+@pytest.mark.slow
 def test_watch_grades_again_on_save_and_stops_on_ctrl_c(services, monkeypatch, tmp_path):
     monkeypatch.setenv("SPLITBRAIN_REDIS_URL", services.redis_url)
     monkeypatch.setenv("SPLITBRAIN_POSTGRES_URL", services.postgres_url)
