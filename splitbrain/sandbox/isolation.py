@@ -138,7 +138,7 @@ def _world_usable(path: Path) -> bool:
     path = path.resolve()
     if not path.is_file() or not path.stat().st_mode & 0o001:
         return False
-    return all(p.stat().st_mode & 0o001 for p in path.parents)
+    return _searchable(path.parent)
 
 
 def interpreter(own_user: bool) -> tuple[str, dict[str, str]] | None:
