@@ -122,11 +122,18 @@ class World:
                                         self.payments.url, self.secret)
         self.receiver.serve(self.port)
 
+    def died(self, timeout: float) -> bool:
+        """Wait until the receiver's process is dead (True) or ``timeout`` passed (False)."""
+        deadline = time.monotonic() + timeout
+        while self.worker.alive:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
     def restart_receiver(self) -> None:
         """The receiver's process died (a crash): start a new one, as its supervisor would."""
-        deadline = time.monotonic() + 5
-        while self.worker.alive and time.monotonic() < deadline:
-            time.sleep(0.01)
+        self.died(5)
         self.start_receiver()
 
     # -- events --------------------------------------------------------------------------------
