@@ -18,9 +18,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from chromium import chromium
 
 from splitbrain import book, paths
-from splitbrain.testing import require
 
 ROOT = paths.project_root()
 FIXTURE_LAB = Path(__file__).parent / "fixtures" / "project" / "labs" / "00-counter"
@@ -391,16 +391,8 @@ class _LightDomHandler(_QuietHandler):
         self.wfile.write(body)
 
 
-def _chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser") or \
-        shutil.which("google-chrome")
-    require(found is not None, "chromium is not installed (apt-get install chromium "
-                               "chromium-driver)")
-    return found  # type: ignore[return-value]
-
-
 def _browser(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+    cmd = [chromium(), "--headless", "--no-sandbox", "--disable-gpu",
            "--disable-background-networking", "--disable-component-update", "--disable-sync",
            "--no-first-run", "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}",
            "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=127.0.0.1", *args]  # offline
@@ -443,8 +435,24 @@ def _chapters_with_diagrams() -> list[tuple[str, int]]:
             if (n := (ROOT / "docs" / lab.chapter).read_text().count("```mermaid"))]
 
 
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """One headless Chromium for every page of the module (a window 1280 px wide), driven over
+    the DevTools protocol: a page costs a navigation, not a browser start."""
+    from chromium import Browser
+    with Browser(tmp_path_factory.mktemp("chromium"), width=1280, height=2000) as b:
+        yield b
+
+
+def _open_light(browser, served: str, page: str) -> None:
+    """Open a page under /light/ and wait for its load handler to have marked images and code."""
+    browser.goto(f"{served}/light/{page}/")
+    browser.wait("document.readyState === 'complete' && "
+                 "[...document.images].every(i => i.hasAttribute('data-loaded'))", timeout=30)
+
+
 @pytest.mark.parametrize("page, diagrams", _chapters_with_diagrams())
-def test_mermaid_diagrams_render_offline_from_the_vendored_script(served, site, tmp_path, page,
+def test_mermaid_diagrams_render_offline_from_the_vendored_script(served, site, browser, page,
                                                                   diagrams):
     """No network in the browser: every diagram must still become an SVG, which only the
     vendored mermaid (docs/assets/javascripts/mermaid.min.js) can draw. A diagram mermaid cannot
@@ -452,15 +460,14 @@ def test_mermaid_diagrams_render_offline_from_the_vendored_script(served, site, 
     built = (site / page / "index.html").read_text()
     assert "assets/javascripts/mermaid.min.js" in built, \
         f"{page} does not load the vendored mermaid (extra_javascript in mkdocs.yml)"
-    proc = _browser(tmp_path, "--virtual-time-budget=10000", "--dump-dom",
-                    f"{served}/light/{page}/")
-    dom = proc.stdout
-    hosts = re.findall(r'<div class="mermaid">(.*?)</div>', dom, re.S)
-    drawn = [h for h in hosts if "<svg" in h]
-    assert len(drawn) >= diagrams, (
-        f"{page}: {len(drawn)} of {diagrams} mermaid diagrams rendered to SVG "
-        f"({len(hosts)} hosts); chromium said:\n{proc.stderr[-2000:]}")
-    assert '<pre class="mermaid">' not in dom, f"{page}: a diagram is still shown as its source"
+    _open_light(browser, served, page)
+    drawn = browser.wait(f"document.querySelectorAll('div.mermaid svg').length >= {diagrams} "
+                         "&& document.querySelectorAll('div.mermaid svg').length", timeout=20)
+    hosts = browser.eval("document.querySelectorAll('div.mermaid').length")
+    assert drawn and drawn >= diagrams, (
+        f"{page}: {drawn or 0} of {diagrams} mermaid diagrams rendered to SVG ({hosts} hosts)")
+    assert not browser.eval("document.querySelectorAll('pre.mermaid').length"), \
+        f"{page}: a diagram is still shown as its source"
 
 
 # -- rendering: definition lists, one title per lab, code that is not cut off ----------------------
@@ -513,16 +520,14 @@ def _pages_with_code() -> list[str]:
 
 
 @pytest.mark.parametrize("page", _pages_with_code())
-def test_no_code_line_is_cut_off_at_book_width(served, site, tmp_path, page):
+def test_no_code_line_is_cut_off_at_book_width(served, site, browser, page):
     """At a 1280 px window, every code block of the lab pages and chapters shows its whole text:
     long lines wrap (docs/assets/stylesheets/book.css) instead of running past the block's edge."""
     if "<pre" not in (site / page / "index.html").read_text():
         return                                            # a page without code blocks
-    proc = _browser(tmp_path, "--window-size=1280,2000", "--virtual-time-budget=5000",
-                    "--dump-dom", f"{served}/light/{page}/")
-    dom = proc.stdout
-    marked = re.findall(r'<code[^>]*data-overflow="(true|false)"', dom)
-    assert marked, f"{page}: no code block was measured; chromium said:\n{proc.stderr[-2000:]}"
-    cut = [_text(m)[:80] for m in re.findall(r'<code[^>]*data-overflow="true"[^>]*>(.*?)</code>',
-                                                dom, re.S)]
+    _open_light(browser, served, page)
+    marked = browser.wait("document.querySelectorAll('code[data-overflow]').length", timeout=30)
+    assert marked, f"{page}: no code block was measured"
+    cut = browser.eval("[...document.querySelectorAll('code[data-overflow=\"true\"]')]"
+                       ".map(c => c.textContent.replace(/\\s+/g, ' ').trim().slice(0, 80))")
     assert not cut, f"{page}: code cut off at the block's edge: {cut}"

@@ -72,9 +72,9 @@ def echo():
     e.close()
 
 
-@pytest.fixture
-def api():
-    """The kit's proxy as a standalone server; yields (host, port) of its API."""
+@pytest.fixture(scope="module")
+def _server():
+    """The kit's proxy as a standalone server, one for the module; yields (host, port) of its API."""
     proc = subprocess.Popen([sys.executable, "-m", "splitbrain.faults.proxy", "--api",
                              "127.0.0.1:0"], stdout=subprocess.PIPE, text=True)
     try:
@@ -84,6 +84,19 @@ def api():
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture
+def api(_server):
+    """The server's API address, with no proxy left from an earlier test (each is deleted, which
+    closes its connections)."""
+    base = f"http://{_server[0]}:{_server[1]}"
+    with urllib.request.urlopen(f"{base}/proxies", timeout=10) as r:
+        left = json.load(r)
+    for name in left:
+        urllib.request.urlopen(urllib.request.Request(f"{base}/proxies/{name}",
+                                                      method="DELETE"), timeout=10).close()
+    yield _server
 
 
 @pytest.fixture
@@ -191,9 +204,9 @@ def test_a_timeout_with_a_value_restarts_on_every_chunk(toxi, echo):
     sending stays open past ``timeout``; one that goes quiet is closed ``timeout`` ms later."""
     proxy = toxi.create(upstream=echo.upstream, name="echo")
     with socket.create_connection(("127.0.0.1", _port(proxy)), timeout=5) as s:
-        proxy.add_toxic(type="timeout", stream="upstream", attributes={"timeout": 1500})
+        proxy.add_toxic(type="timeout", stream="upstream", attributes={"timeout": 600})
         start = time.monotonic()
-        while time.monotonic() - start < 3.2:            # over 2 timeouts, a chunk every 100 ms
+        while time.monotonic() - start < 1.4:            # over 2 timeouts, a chunk every 50 ms
             s.sendall(b".")
             time.sleep(0.1)
             assert _is_open(s), f"closed {time.monotonic() - start:.2f} s in, while sending"

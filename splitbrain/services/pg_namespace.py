@@ -171,14 +171,16 @@ def _claim_pooled(conn, name: str, role_sql: str) -> bool:
 
 def _discard(conn, admin_url: str, name: str) -> None:
     """Make the namespace unreachable now — forbid its role to log in, end its sessions,
-    rename its database to sbtrash_<name> (one round trip) — and leave the slow DROPs to the
-    background. Prepared transactions pin a database: roll them back and DROP at once."""
+    rename its database to sbtrash_<name> — and leave the slow DROPs to the background.
+    Prepared transactions pin a database (a RENAME or DROP waits 5 s for them, then refuses):
+    roll them back first."""
     from psycopg import errors
     try:
         conn.execute(f'ALTER ROLE "{name}" NOLOGIN; '
                      f"SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
-                     f"WHERE datname = '{name}' AND pid <> pg_backend_pid(); "
-                     f'ALTER DATABASE "{name}" RENAME TO "sbtrash_{name}"')
+                     f"WHERE datname = '{name}' AND pid <> pg_backend_pid()")
+        _rollback_prepared(conn, admin_url, name)
+        conn.execute(f'ALTER DATABASE "{name}" RENAME TO "sbtrash_{name}"')
         return
     except errors.InvalidCatalogName:
         pass
