@@ -20,7 +20,7 @@ import time
 import psutil
 
 from splitbrain.grading.env import ensure_up
-from splitbrain.grading.runner import grade_submission
+from splitbrain.grading.runner import CHECK_JOBS, grade_submission
 from splitbrain.lab import discover_labs, find_lab
 
 FAST = ("01-", "04-", "05-")   # labs whose check should take at most 5 s
@@ -58,7 +58,7 @@ class PeakRSS:
 def grade_once(lab, path):
     with tempfile.TemporaryDirectory() as out, PeakRSS() as mem:
         t = time.perf_counter()
-        result = grade_submission(lab, path, 1, out)
+        result = grade_submission(lab, path, 1, out, jobs=CHECK_JOBS)  # as `check` grades
         wall = time.perf_counter() - t
     return wall, result, mem.peak
 

@@ -81,6 +81,7 @@ def test_start_check_headless_services_only(isolated_home):
     assert state.read() == {}        # it stopped the services it started
 
 
+@pytest.mark.slow
 def test_start_serves_the_book(isolated_home):
     if not (ROOT / "mkdocs.yml").is_file():
         pytest.fail("mkdocs.yml is missing")

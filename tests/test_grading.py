@@ -50,6 +50,36 @@ def test_broken_fails_with_the_taught_anomaly_solution_passes(grading_env, tmp_p
     assert good.full_marks and good.score == good.max_score == 30
 
 
+@pytest.mark.slow
+def test_tests_dealt_to_two_processes_give_the_same_grade_in_the_same_order(grading_env, tmp_path):
+    """`check` deals one grading's tests out to two pytest processes, one test function at a time
+    (the fixture lab's three tests sit in one file): the verdicts, points and order are those of
+    a single process."""
+    lab = grading_env
+    one = grade_submission(lab, lab.component_path, seed=3, out_dir=tmp_path / "one")
+    two = grade_submission(lab, lab.component_path, seed=3, out_dir=tmp_path / "two", jobs=2)
+    assert [(t.name, t.status, t.points) for t in two.tests] == \
+        [(t.name, t.status, t.points) for t in one.tests]
+    assert [t.name for t in two.tests] == ["test_01_one_worker_counts",
+                                           "test_02_two_workers_do_not_lose_increments",
+                                           "test_03_seeded_pauses_lose_nothing"]
+
+
+def test_a_file_of_tests_is_dealt_out_one_function_at_a_time(tmp_path):
+    from splitbrain.grading.runner import _split
+    a = tmp_path / "test_a.py"
+    a.write_text("def test_1(): pass\n\ndef helper(): pass\n\ndef test_2(): pass\n\n"
+                 "async def test_3(): pass\n")
+    b = tmp_path / "test_b.py"
+    b.write_text("class TestX:\n    def test_x(self): pass\n")
+    c = tmp_path / "test_c.py"
+    c.write_text("def test_(:\n")
+    assert _split([a, b, c], 2) == [[f"{a}::test_1", f"{a}::test_3", str(c)],
+                                    [f"{a}::test_2", str(b)]]
+    assert _split([a], 1) == [[f"{a}::test_1", f"{a}::test_2", f"{a}::test_3"]]
+    assert _split([b], 4) == [[str(b)]]
+
+
 def test_results_render_to_every_format(tmp_path):
     r = GradingResult("00-counter", "/x/alice.py", 1, (
         TestResult("test_a", 10, 10, "passed"),

@@ -35,12 +35,13 @@ def _check_once(lab, submission: Path, args) -> int:
     from splitbrain.grading import reports
     from splitbrain.grading.handout import (failures_of, forget_failure, hint_for_failures,
                                             load_progress_for, record_attempt)
-    from splitbrain.grading.runner import grade_submission
+    from splitbrain.grading.runner import CHECK_JOBS, grade_submission
     out = paths.state_dir() / "check" / lab.slug
     with interruptible() as stopped, working(
             f"grading {submission.name} for {lab.slug} under faults (seed {args.seed}; a minute "
             f"or so)..."):
-        result = grade_submission(lab, submission, args.seed, out, include_public=True)
+        result = grade_submission(lab, submission, args.seed, out, include_public=True,
+                                  jobs=CHECK_JOBS)
     if stopped.is_set():
         print("stopped: this attempt does not count.", file=sys.stderr)
         raise KeyboardInterrupt

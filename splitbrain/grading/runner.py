@@ -22,6 +22,11 @@ from pathlib import Path
 from splitbrain.grading.results import GradingResult, TestResult
 from splitbrain.lab import LabInfo
 
+# A learner's `check` (and a Gradescope run) deals the tests of one grading out to this many
+# pytest processes: a grading mostly waits (leases, timeouts, stalls), so two cores run two
+# tests' waits side by side. A batch grades several submissions at once instead.
+CHECK_JOBS = 2 if (os.cpu_count() or 1) >= 2 else 1
+
 INI = "[pytest]\naddopts = -p no:cacheprovider\nconsole_output_style = classic\n"
 
 
@@ -82,6 +87,33 @@ def _run_pytest(lab: LabInfo, rundir: Path, targets: list[str], submission: Path
         return None, out
 
 
+def _nodes(files: list[Path]) -> list[str]:
+    """Each test function of ``files`` as ``file::test_name``, in the files' order; a file whose
+    tests cannot be listed that way (classes, a syntax error) stays whole."""
+    import ast
+    nodes: list[str] = []
+    for f in files:
+        try:
+            tree = ast.parse(f.read_text(encoding="utf-8"))
+        except (OSError, SyntaxError, ValueError):
+            nodes.append(str(f))
+            continue
+        names = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+                 and n.name.startswith("test")]
+        if not names or any(isinstance(n, ast.ClassDef) for n in tree.body):
+            nodes.append(str(f))
+            continue
+        nodes += [f"{f}::{name}" for name in names]
+    return nodes
+
+
+def _split(files: list[Path], jobs: int) -> list[list[str]]:
+    """The tests of ``files`` dealt out to ``jobs`` pytest processes one test function at a time,
+    so that a lab whose tests sit in one file still runs them side by side."""
+    nodes = _nodes(files)
+    return [g for g in (nodes[i::jobs] for i in range(jobs)) if g]
+
+
 def _merge(base: list[dict], again: list[dict]) -> list[dict]:
     redo = {t["nodeid"]: t for t in again}
     return [redo.get(t["nodeid"], t) for t in base]
@@ -94,8 +126,9 @@ def grade_submission(lab: LabInfo, submission: str | Path, seed: int = 1,
                      marks: str | None = None) -> GradingResult:
     """Grade one submission (.py or .ipynb) of ``lab``; artifacts go to ``out_dir``.
 
-    jobs > 1 runs the lab's test files in that many pytest processes at once; ``select`` is a
-    pytest ``-k`` expression that keeps only some tests (a variant that teaches one of them);
+    jobs > 1 runs the lab's tests in that many pytest processes at once (dealt out one test
+    function at a time, reported in the files' order); ``select`` is a pytest ``-k``
+    expression that keeps only some tests (a variant that teaches one of them);
     ``stop_first`` stops at the first test that does not pass (enough to know a mutant is
     caught); ``marks`` is a pytest ``-m`` expression (``"explore"``: the exploring tests)."""
     t0 = time.monotonic()
@@ -110,11 +143,11 @@ def grade_submission(lab: LabInfo, submission: str | Path, seed: int = 1,
             return GradingResult(lab.slug, str(submission), seed, error=f"{lab.slug} has no tests "
                                  f"in {lab.autograder_dir}", duration_s=time.monotonic() - t0)
         limit = 60 + lab.test_timeout_s * 1.5 * 50
-        groups = [files] if jobs <= 1 else [files[i::jobs] for i in range(min(jobs, len(files)))]
+        groups = [[str(f) for f in files]] if jobs <= 1 else _split(files, jobs)
 
-        def run(i_group: tuple[int, list[Path]], attempt: str = "") -> tuple[dict | None, str]:
+        def run(i_group: tuple[int, list[str]], attempt: str = "") -> tuple[dict | None, str]:
             i, group = i_group
-            return _run_pytest(lab, rundir / "tests", [str(p) for p in group], submission, seed,
+            return _run_pytest(lab, rundir / "tests", group, submission, seed,
                                rundir / f"results-{i}{attempt}.json", artifacts, limit, select,
                                stop_first, marks)
 
@@ -129,6 +162,11 @@ def grade_submission(lab: LabInfo, submission: str | Path, seed: int = 1,
                                      - t0, error="the grader could not run the tests:\n"
                                      + "\n".join(log.strip().splitlines()[-15:]))
             tests += data["tests"]
+        if len(groups) > 1:   # back in the order of the files, as one process would report them
+            place = {Path(n).name: i for i, n in enumerate(_nodes(files))}
+            tests.sort(key=lambda t: (place.get(Path(t["nodeid"].split("[")[0]).name,
+                                                place.get(Path(t["nodeid"].split("::")[0]).name,
+                                                          len(place)))))
         for attempt in range(retries):
             infra = [t["nodeid"] for t in tests if t["status"] == "infra_error"]
             if not infra:
