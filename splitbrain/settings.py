@@ -153,6 +153,11 @@ class Settings:
                            "the kill. The sandbox sets it for each worker.",
                        default_doc="no report")
 
+    fork_server = Var("FORK_SERVER", default="1",
+                      doc="`0` starts every sandboxed worker as a new Python process instead of "
+                          "forking it from a fork server that has already imported the client "
+                          "libraries (`splitbrain.sandbox.zygote`; Linux only).")
+
     # -- the Gradescope autograder zip (`splitbrain release --gradescope`) ------------------
     gradescope_root = Var("GRADESCOPE_ROOT", default="/autograder", reader=GRADESCOPE,
                           doc="The folder Gradescope's harness lays out (source/, submission/, "

@@ -74,7 +74,7 @@ def echo():
 
 @pytest.fixture(scope="module")
 def _server():
-    """The kit's proxy as a standalone server, one for the module; yields (host, port) of its API."""
+    """The kit's proxy as a standalone server, one for the module: (host, port) of its API."""
     proc = subprocess.Popen([sys.executable, "-m", "splitbrain.faults.proxy", "--api",
                              "127.0.0.1:0"], stdout=subprocess.PIPE, text=True)
     try:

@@ -60,6 +60,18 @@ COMPONENT = textwrap.dedent('''
 
     def pair():
         return {1, 2}, b"bytes", Thing()
+
+    def portrait():
+        """What the learner's code can see of its own process."""
+        import resource
+        import sys
+        caps = [line.split()[1] for line in open("/proc/self/status") if line.startswith("Cap")]
+        return {"hash": hash("splitbrain"), "env": sorted(os.environ), "uid0": os.getuid() == 0,
+                "groups": os.getgroups(), "path0": sys.path[0] == os.getcwd(),
+                "leader": os.getsid(0) == os.getpid(), "caps": caps,
+                "limits": [resource.getrlimit(getattr(resource, n)) for n in
+                           ("RLIMIT_AS", "RLIMIT_NOFILE", "RLIMIT_CORE", "RLIMIT_NPROC")],
+                "redis_loaded": "redis" in sys.modules}
 ''')
 
 
@@ -215,6 +227,32 @@ def test_runs_as_its_own_user_in_its_own_folder(worker):
         assert wa["uid"] != 0 and wb["uid"] != 0 and wa["uid"] != wb["uid"]
     limits = open(f"/proc/{a.pid}/limits").read()
     assert "Max core file size        0" in limits
+
+
+def test_a_worker_from_the_fork_server_is_one_started_anew(worker, monkeypatch):
+    """A worker forked by the fork server (which has imported the client libraries already) sees
+    what a worker started as a new process sees: the same hash seed for its name, environment,
+    user, groups, capabilities, limits, session and import path. Workers of one name share a
+    fork server; another name gets its own, and so its own hash seed."""
+    from splitbrain.sandbox.zygote import Forked
+    monkeypatch.setenv("SPLITBRAIN_FORK_SERVER", "0")
+    anew = worker("a", seed=5)
+    monkeypatch.setenv("SPLITBRAIN_FORK_SERVER", "1")
+    a1, a2, b = worker("a", seed=5), worker("a", seed=5), worker("b", seed=5)
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the fork server is Linux only")
+    assert all(isinstance(w._proc, Forked) for w in (a1, a2, b))
+    assert not isinstance(anew._proc, Forked)
+    want = anew.call("portrait")
+    got = a1.call("portrait")
+    assert {**got, "redis_loaded": None} == {**want, "redis_loaded": None}
+    assert a2.call("portrait")["hash"] == want["hash"] != b.call("portrait")["hash"]
+    import psutil
+    assert psutil.Process(a1.pid).ppid() == psutil.Process(a2.pid).ppid() != \
+        psutil.Process(b.pid).ppid()
+    a1.kill()
+    with pytest.raises(WorkerDied, match="killed by signal SIGKILL"):
+        a1.call("add", 1, 2)
 
 
 def test_import_errors_fail_the_spawn(tmp_path):

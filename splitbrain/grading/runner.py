@@ -27,7 +27,10 @@ from splitbrain.lab import LabInfo
 # tests' waits side by side. A batch grades several submissions at once instead.
 CHECK_JOBS = 2 if (os.cpu_count() or 1) >= 2 else 1
 
-INI = "[pytest]\naddopts = -p no:cacheprovider\nconsole_output_style = classic\n"
+# pytest's unraisableexception plugin collects garbage several times after every test (a tenth
+# of a grading's CPU); a grading reports learner errors through the sandbox, not through it.
+INI = ("[pytest]\naddopts = -p no:cacheprovider -p no:unraisableexception\n"
+       "console_output_style = classic\n")
 
 
 def _private_tests(lab: LabInfo, include_public: bool, dest: Path) -> list[Path]:

@@ -90,10 +90,13 @@ class Worker:
                         os.chmod(os.path.join(d, f), 0o644)
         req_r, req_w = os.pipe()
         ans_r, ans_w = os.pipe()
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self._dir),
-               "LANG": "C.UTF-8", "PYTHONHASHSEED": str(hash_seed(self.seed, self.name)),
-               "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "MALLOC_ARENA_MAX": "2",
-               "TMPDIR": str(self._dir), "SPLITBRAIN_CRASH_REPORT": str(self._crash_report),
+        # what a Python process fixes when it starts (a fork server is kept per combination)
+        startup = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
+                   "PYTHONHASHSEED": str(hash_seed(self.seed, self.name)),
+                   "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
+                   "MALLOC_ARENA_MAX": "2"}
+        env = {**startup, "HOME": str(self._dir), "TMPDIR": str(self._dir), "PWD": str(self._dir),
+               "SPLITBRAIN_CRASH_REPORT": str(self._crash_report),
                **{k: str(v) for k, v in self.env.items()}}
         found = interpreter(self._slot.uid is not None)
         if found is None:  # nobody else can run Python here: run as the grader's user
@@ -102,17 +105,23 @@ class Worker:
             found = interpreter(False)
         python, extra = found
         env.update(extra)
-        argv = [python, "-s", "-m", "splitbrain.sandbox.worker", str(req_r), str(ans_w)]
+        startup.update(extra)
         uid = self._slot.uid
-        if uid is not None and self.hide and namespaces_work():
-            argv, uid = wrap(argv, uid, GID, self.hide), None   # drops to the uid itself
+        hide = [str(p) for p in self.hide] if uid is not None and self.hide and \
+            namespaces_work() else []
         log = open(self.log_path, "ab")
         try:
-            self._proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=self._dir, env=env, pass_fds=(req_r, ans_w), start_new_session=True,
-                user=uid, group=GID if uid is not None else None,
-                extra_groups=[] if uid is not None else None)
+            self._proc = self._forked(python, startup, env, uid, hide,
+                                      (req_r, ans_w, log.fileno()))
+            if self._proc is None:
+                argv = [python, "-s", "-m", "splitbrain.sandbox.worker", str(req_r), str(ans_w)]
+                if hide:
+                    argv, uid = wrap(argv, uid, GID, self.hide), None  # drops to the uid itself
+                self._proc = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    cwd=self._dir, env=env, pass_fds=(req_r, ans_w), start_new_session=True,
+                    user=uid, group=GID if uid is not None else None,
+                    extra_groups=[] if uid is not None else None)
         finally:
             log.close()
             os.close(req_r)
@@ -130,6 +139,21 @@ class Worker:
         self._init: Future | None = fut
         if self._eager:
             self.ready()
+
+    def _forked(self, python: str, startup: dict, env: dict, uid: int | None, hide: list[str],
+                fds: tuple[int, int, int]):
+        """The worker forked by a fork server that has imported its client libraries already
+        (``splitbrain.sandbox.zygote``); None when there is none to use (then it starts anew)."""
+        from splitbrain.sandbox import zygote
+        if not zygote.enabled() or any(k.startswith("PYTHON") for k in self.env):
+            return None
+        sources = [self.component_path] + ([Path(self.rig)] if self.rig else [])
+        try:
+            z = zygote.zygote_for(python, startup, zygote.preload_for(*sources))
+            return z.fork({"uid": uid, "gid": GID if uid is not None else None, "hide": hide,
+                           "cwd": str(self._dir), "env": env}, fds)
+        except OSError:
+            return None
 
     def ready(self) -> "Worker":
         """Wait until the worker has started and imported the component (a RemoteError if the
