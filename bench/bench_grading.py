@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +22,13 @@ from splitbrain.grading.runner import grade_batch, grade_submission
 from splitbrain.grading.verify import verify_labs
 from splitbrain.lab import discover_labs, find_lab
 from splitbrain.sandbox import spawn
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_check import PeakRSS  # noqa: E402 - beside this script
+
+
+def _verdict(result) -> tuple:
+    return tuple((t.name, t.status, t.points) for t in result.tests), result.error is None
 
 
 def timed(fn) -> float:
@@ -52,9 +60,9 @@ def bench_spawn(lab, n: int) -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--lab", default=None, help="lab to time (default: the first lab)")
-    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--runs", type=int, default=3, help="single gradings timed (default 3)")
     p.add_argument("--batch", type=int, default=20, help="submissions in the batch run")
-    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--jobs", type=int, default=2, help="gradings at once in the batch (default 2)")
     p.add_argument("--skip-verify", action="store_true")
     p.add_argument("--verify-repeat", type=int, default=0,
                    help="run verify N more times and count distinct verdicts (target: 1)")
@@ -85,17 +93,32 @@ def main() -> int:
               f"(target 1)")
 
     with tempfile.TemporaryDirectory() as tmp:
-        subs = []
+        subs, sources = [], {}
         for i in range(args.batch):
             d = Path(tmp) / "subs" / f"learner{i:03d}"
             d.mkdir(parents=True)
             src = lab.solution_path if i % 2 else lab.component_path
             shutil.copy(src, d / lab.component)
             subs.append(d / lab.component)
-        t = timed(lambda: grade_batch(lab, subs, Path(tmp) / "out", jobs=args.jobs))
+            sources[str(d / lab.component)] = src
+        with PeakRSS() as mem:
+            t0 = time.perf_counter()
+            results = grade_batch(lab, subs, Path(tmp) / "out", jobs=args.jobs)
+            t = time.perf_counter() - t0
+        # the same components graded one at a time, alone: every batch verdict must be theirs
+        serial = {src: grade_submission(lab, src, 1, Path(tmp) / "serial" / src.stem)
+                  for src in {lab.solution_path, lab.component_path}}
+    differ = [r.submission for r in results
+              if _verdict(r) != _verdict(serial[sources[str(Path(r.submission))]])]
     per = t / args.batch
     print(f"batch of {args.batch} (jobs {args.jobs}):  {t:.1f} s, {per:.2f} s per submission; "
           f"100 submissions ~ {per * 100 / 60:.1f} min (target <= 5 min)")
+    print(f"verdicts equal to a serial grading of the same component: "
+          f"{args.batch - len(differ)} of {args.batch}" + (f" (differ: {differ[:3]})" if differ
+                                                            else ""))
+    print(f"memory: peak {mem.peak / 2**20:.0f} MiB for {args.jobs} gradings at once, "
+          f"{mem.peak / 2**20 / args.jobs:.0f} MiB per concurrent grading (resident, shared "
+          f"pages counted in every process)")
     return 0
 
 

@@ -38,6 +38,19 @@ def test_a_variant_is_built_from_its_base(lab, tmp_path):
     assert build(vs["ok_lua_incr"], lab, tmp_path) == lab.variants_dir / "ok_lua_incr.py"
 
 
+def test_a_variant_is_built_from_another_variant(lab, tmp_path):
+    """A small mistake in a different correct design is that design's file plus an edit."""
+    toml = lab.variants_dir / "variants.toml"
+    toml.write_text(toml.read_text() + '\n[[variant]]\nname = "wrong_lua_get"\n'
+                    'base = "ok_lua_incr"\nwhat = "the Lua design, reading first"\n'
+                    'fail = {"test_02" = "lost-update"}\n[[variant.replace]]\n'
+                    'find = "INCR"\nwith = "GET"\n')
+    v = {v.name: v for v in load_variants(lab)}["wrong_lua_get"]
+    text = build(v, lab, tmp_path).read_text()
+    assert text.startswith("# Variant wrong_lua_get of ok_lua_incr.py")
+    assert text.count("GET") == 1 + (lab.variants_dir / "ok_lua_incr.py").read_text().count("GET")
+
+
 def test_an_edit_that_no_longer_matches_fails_loudly(lab, tmp_path):
     v = Variant(name="m", what="edit", base="solution", replace=({"find": "x = 1", "with": "y"},))
     for text in ("y = 1\n", "x = 1\nx = 1\n"):
@@ -50,7 +63,10 @@ def test_an_edit_that_no_longer_matches_fails_loudly(lab, tmp_path):
     ('[[variant]]\nname = "a"\nwhat = "w"\nfails = {}\n', "unknown field"),
     ('[[variant]]\nname = "a"\nwhat = "w"\n', "a.py not found"),
     ('[[variant]]\nname = "a"\nwhat = "w"\nbase = "solution"\n', "needs \\[\\[variant.replace"),
-    ('[[variant]]\nname = "a"\nwhat = "w"\nbase = "elsewhere"\n', "`base`: input should be"),
+    ('[[variant]]\nname = "a"\nwhat = "w"\nbase = "elsewhere"\n', "needs \\[\\[variant.replace"),
+    ('[[variant]]\nname = "a"\nwhat = "w"\nbase = "else where"\n', "`base`: string should match"),
+    ('[[variant]]\nname = "a"\nwhat = "w"\nbase = "elsewhere"\n[[variant.replace]]\nfind = "x"\n'
+     'with = "y"\n', "base = 'elsewhere' is neither .* nor a variant with a file of its own"),
     ('[[variant]]\nname = "a"\nwhat = "w"\nfail = {"t" = 1}\n', "fail.t`: input should be a "
                                                                   "valid string"),
 ])

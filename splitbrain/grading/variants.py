@@ -8,7 +8,8 @@ names. A lab lists them in ``autograder/NN-slug/variants/variants.toml``::
 
     [[variant]]
     name = "wrong_plain_del"      # the file variants/<name>.py ...
-    base = "solution"             # ... or the lab's "solution" or "handout" with the edits below
+    base = "solution"             # ... or the lab's "solution" or "handout", or another variant
+                                  # of this file that has a file of its own, with the edits below
     what = "..."                  # the mistake, or the other correct design, in one sentence
     select = "test_05"            # pytest -k expression; omitted: every hidden test
     fail = {"test_05" = "overlapping-holders"}   # these tests must fail with that anomaly kind
@@ -28,7 +29,6 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -60,7 +60,7 @@ class Variant(BaseModel):
 
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     what: str = Field(min_length=1)
-    base: Literal["solution", "handout"] | None = None
+    base: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     select: str | None = Field(default=None, min_length=1)
     fail: dict[str, str] = Field(default_factory=dict)
     replace: tuple[Edit, ...] = ()
@@ -72,7 +72,8 @@ class Variant(BaseModel):
         if self.base and not self.replace:
             raise ValueError(f"base = {self.base!r} needs [[variant.replace]] edits")
         if self.replace and not self.base:
-            raise ValueError('[[variant.replace]] needs base = "solution" or "handout"')
+            raise ValueError('[[variant.replace]] needs base = "solution", "handout" or the name '
+                             'of another variant')
         if any(not v for v in self.fail.values()):
             raise ValueError(f"`fail` maps a test (\"test_03\") to the anomaly kind it must fail "
                              f"with, or to \"{ANY}\"")
@@ -116,13 +117,20 @@ def load_variants(lab: LabInfo) -> list[Variant]:
                 "folder", "binaries"))) from None
         if not v.base and not v.file.is_file():
             raise VariantError(f"{where}: {v.file} not found; add the file, or build the variant "
-                               f"from a base with base = \"solution\" or \"handout\" and edits")
+                               f"from a base (base = \"solution\", \"handout\" or another "
+                               f"variant) and edits")
         if v.base and v.file.is_file():
             raise VariantError(f"{where}: both {v.file.name} and base = {v.base!r}; keep one")
         out.append(v)
     names = [v.name for v in out]
     if len(set(names)) != len(names):
         raise VariantError(f"{path}: a variant name appears twice: {sorted(names)}")
+    whole = sorted(v.name for v in out if not v.base)
+    for v in out:
+        if v.base and v.base not in ("solution", "handout") and v.base not in whole:
+            raise VariantError(f"{path}: variant {v.name}: base = {v.base!r} is neither "
+                               f"\"solution\", \"handout\" nor a variant with a file of its own "
+                               f"({', '.join(whole) or 'none here'})")
     stray = sorted(p.name for p in lab.variants_dir.glob("*.py") if p.stem not in set(names))
     if stray:
         raise VariantError(f"{path}: {', '.join(stray)} in {lab.variants_dir} is listed by no "
@@ -131,7 +139,11 @@ def load_variants(lab: LabInfo) -> list[Variant]:
 
 
 def _base_path(variant: Variant, lab: LabInfo) -> Path:
-    return lab.solution_path if variant.base == "solution" else lab.component_path
+    if variant.base == "solution":
+        return lab.solution_path
+    if variant.base == "handout":
+        return lab.component_path
+    return variant.folder / f"{variant.base}.py"       # another variant's own file
 
 
 def build(variant: Variant, lab: LabInfo, dest: Path, base_text: str | None = None) -> Path:
