@@ -7,10 +7,12 @@ Targets: the fast lane (``pytest -m "not slow"``) under 2 minutes; the whole sui
 minutes at 17 labs on 2 cores.
 
     python bench/bench_suite.py [--labs 17] [--only-fast] [--lab 01 --lab 02 ...]
+    python bench/bench_suite.py --junit report.xml   # from a whole run: pytest --junitxml=...
 """
 from __future__ import annotations
 
 import argparse
+import re
 import os
 import subprocess
 import sys
@@ -29,6 +31,33 @@ def timed_pytest(*args: str) -> tuple[float, int, str]:
     return time.monotonic() - t0, proc.returncode, tail
 
 
+def from_junit(path: Path, labs: int) -> int:
+    """The kit's share and each lab's share of a whole run, from its JUnit XML: a test belongs
+    to lab NN when its parameters start with NN- (the lab, a variant, a figure of it)."""
+    from xml.etree import ElementTree as ET
+    root = ET.parse(path).getroot()
+    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+    wall = sum(float(s.get("time", 0)) for s in suites)
+    kit, per = 0.0, {}
+    for case in root.iter("testcase"):
+        t = float(case.get("time", 0))
+        m = re.search(r"\[(\d\d)-", case.get("name", ""))
+        if m:
+            per[m.group(1)] = per.get(m.group(1), 0.0) + t
+        else:
+            kit += t
+    overhead = max(0.0, wall - kit - sum(per.values()))
+    print(f"whole run: {wall / 60:5.1f} min ({len(per)} labs); the kit's own tests "
+          f"{kit / 60:5.1f} min, between tests {overhead / 60:4.1f} min")
+    for nn, t in sorted(per.items()):
+        print(f"lab {nn}   {t:7.1f} s")
+    mean = sum(per.values()) / len(per) if per else 0.0
+    projected = kit + overhead + mean * labs
+    print(f"per lab, mean: {mean:5.1f} s;  projected at {labs} labs: {projected / 60:5.1f} min "
+          f"(target < 40 min on 2 cores)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -36,7 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lab", action="append", default=[],
                     help="time only these labs' parts (default: every shipped lab)")
     ap.add_argument("--only-fast", action="store_true", help="time the fast lane only")
+    ap.add_argument("--junit", type=Path, default=None,
+                    help="split a finished whole-suite run (pytest --junitxml=FILE) into the kit "
+                         "and each lab, instead of running the suite")
     args = ap.parse_args(argv)
+    if args.junit:
+        return from_junit(args.junit, args.labs)
     sys.path.insert(0, str(ROOT))
     from splitbrain.lab import discover_labs, find_lab
 
