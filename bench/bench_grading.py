@@ -117,8 +117,8 @@ def main() -> int:
           f"{args.batch - len(differ)} of {args.batch}" + (f" (differ: {differ[:3]})" if differ
                                                             else ""))
     print(f"memory: peak {mem.peak / 2**20:.0f} MiB for {args.jobs} gradings at once, "
-          f"{mem.peak / 2**20 / args.jobs:.0f} MiB per concurrent grading (resident, shared "
-          f"pages counted in every process)")
+          f"{mem.peak / 2**20 / args.jobs:.0f} MiB per concurrent grading (proportional set "
+          f"size)")
     return 0
 
 
