@@ -30,6 +30,12 @@ HINTS = {
                    "request left, on the monotonic clock, and step down well before it can have "
                    "run out; a lease the primary acknowledged is not safe until its replica has "
                    "it (WAIT), or a failover hands the same term to someone else.",
+    "phantom-charge": "tick(n) answered True, and the database holds no charge of that call: "
+                      "answer True only when this call's charge was recorded, and False when the "
+                      "node does not lead, the fence refused it, or the tick was already charged "
+                      "(the caller counts on the answer).",
+    "unreported-charge": "The database holds a charge that tick(n) answered False for: a call "
+                         "that charged must say so.",
     "no-leader": "A tick went uncharged although a node could lead: a lease must run out by "
                  "itself (PX), a node must campaign again once it is free, and the newest leader's "
                  "charges must land.",

@@ -1,7 +1,8 @@
 """Lab 07 hidden tests: an elected leader runs a once-per-tick job while it is frozen mid-job past
 its lease, held in the network at every boundary between its round trips to Postgres, cut off
-from Redis, given a wall clock that steps a minute back, killed, and while the lease store itself
-fails over and loses the lease its primary acknowledged.
+from Redis, given a wall clock that steps a minute back, killed, while the lease store itself
+fails over and loses the lease its primary acknowledged, and while the reply to its renewal is
+held until its lease ran out in Redis.
 
 Every verdict comes from the grader's own view: the history of calls it made and the charges
 Postgres really holds, judged against every guarantee of the chapter at once
@@ -19,7 +20,7 @@ FENCE_HINT = ("The old leader asked 'am I leader?', then stalled, and its charge
               "(and skip a tick that is already charged).")
 
 
-@pytest.mark.points(20)
+@pytest.mark.points(15)
 @pytest.mark.faults("pause", "stall")
 def test_01_leader_frozen_mid_job_past_its_lease_is_fenced(world, must_elect, nemesis):
     a, b = world.nodes(dict(name="a", lease_ms=500, pg_proxy=True),
@@ -127,7 +128,7 @@ def test_05_a_new_leader_takes_over_from_a_killed_one(world, must_elect, nemesis
                  lesson="duplicate-tick")
 
 
-@pytest.mark.points(20)
+@pytest.mark.points(15)
 @pytest.mark.faults("partition", "replica-failover")
 def test_06_lease_store_failover_loses_no_acknowledged_lease(world, must_elect, nemesis):
     store = world.store()
@@ -146,3 +147,25 @@ def test_06_lease_store_failover_loses_no_acknowledged_lease(world, must_elect, 
         "promoted replica handed the same term to b. An acknowledgement from one Redis is not "
         "durable: after the election, WAIT until `replicas` replicas have it (WAIT numreplicas "
         "timeout_ms), and do not lead if fewer did.", lesson="split-brain")
+
+
+@pytest.mark.points(10)
+@pytest.mark.faults("stall")
+def test_08_a_late_reply_does_not_extend_the_lease(world, must_elect, nemesis):
+    a, b = world.nodes(dict(name="a", lease_ms=500, redis_proxy=True, redis_timeout_s=5.0),
+                       dict(name="b", lease_ms=5_000))
+    round_([a, b], 1)                         # a is elected and charges tick 1
+    held = nemesis.inject("stall", a.redis_px, after=0, stream="downstream")
+    pending = a.election.campaign.async_()    # a renews: Redis extends the lease from now ...
+    assert engaged(held, pending), "a's renewal got through without a round trip to Redis"
+    must_elect(b, "a's renewal reached Redis and its 500 ms lease ran out there")
+    held.heal()                               # ... and the reply reaches a only now
+    pending.result(timeout=20)
+    a.leading()
+    round_([a, b], 2)
+    world.expect(
+        "a's renewal reached Redis, and its reply was held on the way back until the lease had "
+        "run out there and b was elected: a counted its lease from when the reply arrived. Take "
+        "the monotonic time before the request leaves (Redis may start counting the moment it "
+        "arrives) and lead until then plus a safe share of the lease, not from the reply.",
+        lesson="split-brain")

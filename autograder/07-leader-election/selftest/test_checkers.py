@@ -1,7 +1,7 @@
 """The lab-07 checkers (``rig.checkers``) on hand-written histories and charge tables: each
 guarantee, held and broken."""
-from rig.checkers import (check_election, check_fenced, check_liveness, check_terms,
-                          check_ticks)
+from rig.checkers import (check_answers, check_election, check_fenced, check_liveness,
+                          check_terms, check_ticks)
 
 from splitbrain.history import Event, History, call_value
 
@@ -111,3 +111,37 @@ def test_a_killed_leader_excuses_nothing_after_its_lease():
              (0.05, "nemesis", "info", "kill", {"phase": "end", "target": "a"}),
              *camp(1.0, 1.01, "b", None), *tick(1.04, 1.05, "b", 2, False)]
     assert check_liveness(build(steps), [charge(1, 1, 1, "a")], LEASE).kinds() == ["no-leader"]
+
+
+def test_leading_after_the_lease_certainly_ran_out_is_split_brain():
+    granted = [*camp(0.0, 0.01, "a", 1)]
+    assert check_terms(build([*granted, *lead(0.5, 0.51, "a", 1)]), (), LEASE).ok
+    late = build([*granted, *lead(0.6, 0.61, "a", 1)])   # 0.01 + 0.5 + margin < 0.6
+    assert check_terms(late, (), LEASE).kinds() == ["split-brain"]
+    assert check_terms(late).ok                           # no leases: nothing to time it by
+    assert check_terms(build([*granted, *lead(0.6, 0.61, "a", None)]), (), LEASE).ok
+    renewed = build([*granted, *camp(0.4, 0.41, "a", 1), *lead(0.6, 0.61, "a", 1)])
+    assert check_terms(renewed, (), LEASE).ok
+    # a renewal whose outcome the grader cannot know may have extended it
+    unknown = build([*granted, *camp(0.4, 0.45, "a", None, type_="info"),
+                     *lead(0.6, 0.61, "a", 1)])
+    assert check_terms(unknown, (), LEASE).ok
+
+
+def test_tick_answers_true_only_for_its_own_recorded_charge():
+    steps = [*camp(0.0, 0.01, "a", 1), *camp(0.02, 0.03, "b", None),
+             *tick(0.04, 0.05, "a", 1, True), *tick(0.06, 0.07, "b", 1, False)]
+    cs = [charge(1, 1, 1, "a")]
+    assert check_answers(build(steps), cs).ok
+    lying = [*steps[:-2], *tick(0.06, 0.07, "b", 1, True)]   # b does not lead, says it charged
+    assert check_answers(build(lying), cs).kinds() == ["phantom-charge"]
+    again = [*steps, *tick(0.08, 0.09, "a", 1, True)]        # a finds tick 1 charged, says True
+    assert check_answers(build(again), cs).kinds() == ["phantom-charge"]
+    assert check_answers(build([*steps, *tick(0.08, 0.09, "a", 1, False)]), cs).ok
+    silent = [*camp(0.0, 0.01, "a", 1), *tick(0.04, 0.05, "a", 1, False)]
+    assert check_answers(build(silent), cs).kinds() == ["unreported-charge"]
+    none = [*camp(0.0, 0.01, "a", 1), *tick(0.04, 0.05, "a", 1, None)]
+    assert check_answers(build(none), cs).kinds() == ["unreported-charge"]
+    failed = [*camp(0.0, 0.01, "a", 1), (0.04, "a", "invoke", "tick", call_value([1])),
+              (0.05, "a", "info", "tick", {"error": "WorkerDied"})]
+    assert check_answers(build(failed), cs).ok               # its outcome is unknown

@@ -18,7 +18,16 @@ The guarantees (``lab.toml`` lists them with these checkers), each with its anom
 * once per tick, :func:`check_ticks`: ``duplicate-tick``: a tick charged more than once;
 * a leader within the bound, :func:`check_liveness`: ``no-leader``: a tick nobody charged although
   a node had just been elected with a fresh lease and was asked to tick, or although every lease
-  had certainly run out and the live nodes campaigned (and no fault was in force).
+  had certainly run out and the live nodes campaigned (and no fault was in force);
+* honest answers, :func:`check_answers`: ``phantom-charge``: ``tick(n)`` answered True more often
+  than the node's charges of tick *n* in the database (it said it charged when it was not leading,
+  was refused, or found the tick charged); ``unreported-charge``: the database holds a charge of
+  the node's that no call answered True for (and no call of that tick failed).
+
+A claim to lead is also judged against the grader's clock (:func:`check_terms`, ``split-brain``):
+a lease the store granted ran out at the latest ``lease`` after the reply reached the grader, so a
+``leading()`` that answers its term later than that (and a margin), with no renewal since, is a
+node leading on a lease that is certainly gone.
 
 :func:`check_election` runs them all and returns one verdict.
 """
@@ -29,8 +38,8 @@ from typing import Any, Iterable, Mapping, Sequence
 from splitbrain.checkers.base import Anomaly, Verdict, verdict
 from splitbrain.history import History, Operation
 
-__all__ = ["check_terms", "check_fenced", "check_ticks", "check_liveness", "check_election",
-           "MARGIN_S", "FRESH_SHARE"]
+__all__ = ["check_terms", "check_fenced", "check_ticks", "check_liveness", "check_answers",
+           "check_election", "MARGIN_S", "FRESH_SHARE"]
 
 MARGIN_S = 0.05       # the store's expiry and the grader's clock may disagree this much
 FRESH_SHARE = 0.5     # a node asked to tick within this share of its lease after its campaign
@@ -72,7 +81,43 @@ def _events(ops: Iterable[Operation]) -> tuple[int, ...]:
 
 
 # -- one leader per term -------------------------------------------------------------------------
-def check_terms(history: History, charges: Sequence[Any] = ()) -> Verdict:
+def _overrun(history: History, lease_s: Any) -> list[Anomaly]:
+    """leading() answered a term after that node's lease of it had certainly run out: no later
+    than its lease after the campaign that granted or renewed it returned (the store counted
+    from when the request arrived, before that), with no campaign of that node since whose
+    outcome the grader cannot know (still in flight, or failed)."""
+    ops = history.operations()
+    campaigns = [op for op in ops if _name(op) == "campaign"]
+    out = []
+    flagged: set[tuple[str, int]] = set()
+    for op in ops:
+        t = _term(op.result) if _name(op) == "leading" and op.type == "ok" else None
+        lease = _lease(lease_s, op.process)
+        if t is None or lease <= 0 or (op.process, t) in flagged:
+            continue
+        mine = [c for c in campaigns if c.process == op.process and c.start < op.start]
+        granted = [c for c in mine if c.type == "ok" and c.end is not None and c.end < op.start
+                   and _term(c.result) == t]
+        if not granted:
+            continue
+        g = max(granted, key=lambda c: c.end)
+        if any(c.start > g.start and (c.type != "ok" or c.end is None or c.end >= op.start)
+               for c in mine):
+            continue
+        gone = g.end + lease + MARGIN_S
+        if op.start > gone:
+            flagged.add((op.process, t))
+            out.append(Anomaly(
+                "split-brain",
+                f"{op.process}'s leading() said it leads in term {t} at {op.start:.3f} s, but its "
+                f"lease was last granted by a campaign that returned at {g.end:.3f} s: by "
+                f"{gone:.3f} s it had certainly run out in the store, whatever the node's own "
+                f"clock said", op.events,
+                {"node": op.process, "term": t, "context": list(g.events)}))
+    return out
+
+
+def check_terms(history: History, charges: Sequence[Any] = (), lease_s: Any = None) -> Verdict:
     anomalies = []
     grants = _grants(history)
     by_term: dict[int, list[Operation]] = {}
@@ -105,6 +150,8 @@ def check_terms(history: History, charges: Sequence[Any] = ()) -> Verdict:
                 f"{newer.end:.3f} s: two nodes that both believe they lead",
                 op.events, {"node": op.process, "term": t, "newer": newer.result,
                             "context": list(newer.events)}))
+    if lease_s is not None:
+        anomalies += _overrun(history, lease_s)
     by_charge_term: dict[int, set[str]] = {}
     for c in charges:
         by_charge_term.setdefault(_get(c, "term"), set()).add(_get(c, "node"))
@@ -226,12 +273,46 @@ def check_liveness(history: History, charges: Sequence[Any], lease_s: Any = None
     return verdict("liveness", anomalies, ticks=len(numbers))
 
 
+# -- honest answers -----------------------------------------------------------------------------
+def check_answers(history: History, charges: Sequence[Any]) -> Verdict:
+    """tick(n) says True exactly when that call's charge is in the database."""
+    rows: dict[tuple[str, Any], int] = {}
+    for c in charges:
+        k = (_get(c, "node"), _get(c, "tick"))
+        rows[k] = rows.get(k, 0) + 1
+    calls: dict[tuple[str, Any], list[Operation]] = {}
+    for op in history.operations():
+        if _name(op) == "tick":
+            calls.setdefault((op.process, op.arg(0, "n")), []).append(op)
+    anomalies = []
+    for (node, n), ops in sorted(calls.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
+        said = [op for op in ops if op.type == "ok" and op.result]   # an answer read as a bool
+        unknown = [op for op in ops if op.type != "ok"]
+        made = rows.get((node, n), 0)
+        if len(said) > made:
+            anomalies.append(Anomaly(
+                "phantom-charge",
+                f"{node}'s tick({n}) answered True {len(said)} time(s), and the database holds "
+                f"{made} charge(s) of tick {n} by {node}: tick() must answer True only when that "
+                f"call's charge is recorded (not when the node does not lead, is refused by the "
+                f"fence, or finds the tick already charged)", _events(said[made:]),
+                {"node": node, "tick": n, "said": len(said), "charges": made}))
+        elif made > len(said) + len(unknown):
+            anomalies.append(Anomaly(
+                "unreported-charge",
+                f"the database holds {made} charge(s) of tick {n} by {node}, but its tick({n}) "
+                f"answered True {len(said)} time(s): a call that charged must say so",
+                _events(ops), {"node": node, "tick": n, "said": len(said), "charges": made}))
+    return verdict("answers", anomalies, calls=sum(len(v) for v in calls.values()))
+
+
 def check_election(history: History, charges: Iterable[Any], lease_s: Any = None,
                    extra: Iterable[Verdict] = ()) -> Verdict:
     """Every guarantee of the chapter over the whole history and the charges really made."""
     charges = list(charges)
     parts = [check_ticks(history, charges), check_fenced(history, charges),
-             check_terms(history, charges), check_liveness(history, charges, lease_s), *extra]
+             check_terms(history, charges, lease_s), check_liveness(history, charges, lease_s),
+             check_answers(history, charges), *extra]
     anomalies = [a for v in parts for a in v.anomalies]
     failed = [v.checker for v in parts if not v.ok]
     return verdict(failed[0] if len(failed) == 1 else "election", anomalies,

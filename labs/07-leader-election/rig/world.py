@@ -95,7 +95,8 @@ def nodes(spawn: Callable[..., Any], ns: Any, specs: list[dict[str, Any]],
           name: str | None = None) -> list[Node]:
     """Several nodes of one election, their workers started side by side. Each spec: ``name``,
     ``lease_ms``, ``redis_proxy`` / ``pg_proxy`` (True: a fault proxy from ``proxy`` in front of
-    that service for this node), ``replicas``. ``redis_url``: the lease store (default: the
+    that service for this node), ``replicas``, ``redis_timeout_s`` (the Redis client's socket
+    timeout, default ``REDIS_TIMEOUT_S``: longer lets a held reply arrive late instead of failing). ``redis_url``: the lease store (default: the
     namespace's Redis); ``name``: the election's name (default ``ns.key("election")``)."""
     from splitbrain.sandbox import Ref
     started = []
@@ -111,7 +112,8 @@ def nodes(spawn: Callable[..., Any], ns: Any, specs: list[dict[str, Any]],
         started.append((s, w, rpx, ppx))
     out = []
     for s, w, rpx, ppx in started:
-        e = w.new("LeaderElection", Ref("redis", socket_timeout=REDIS_TIMEOUT_S,
+        timeout = s.get("redis_timeout_s", REDIS_TIMEOUT_S)
+        e = w.new("LeaderElection", Ref("redis", socket_timeout=timeout,
                                         socket_connect_timeout=REDIS_TIMEOUT_S),
                   Ref("pg", autocommit=True), name or ns.key("election"), s["name"],
                   s["lease_ms"], clock=Ref("clock"), replicas=s.get("replicas", 0))
