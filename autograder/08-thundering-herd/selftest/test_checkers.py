@@ -1,0 +1,186 @@
+"""The lab-08 checkers (``rig.checkers``) on hand-written histories and origin records: each
+guarantee, held and broken."""
+from rig.checkers import (
+    Bounds,
+    check_expiry_wave,
+    check_latency,
+    check_retry_storm,
+    check_stale,
+    check_stampede,
+    judge,
+    origin_attempts,
+)
+from rig.world import Call
+
+from splitbrain.history import Event, History, call_value
+
+
+def build(steps):
+    return History.from_events(Event(p, t, f, v, time, fault=p == "nemesis")
+                               for time, p, t, f, v in steps)
+
+
+def get(t0, t1, p, key, result, type_="ok"):
+    return [(t0, p, "invoke", "get", call_value([key])), (t1, p, type_, "get", result)]
+
+
+def fault(t0, t1, name, target, **params):
+    return [(t0, "nemesis", "info", name, {"phase": "start", "target": target, **params}),
+            (t1, "nemesis", "info", name, {"phase": "end", "target": target})]
+
+
+def call(seq, key, client, t0, t1, ok=True, version=0):
+    return Call(seq, key, client, t0, t1, ok, f"{key}@v{version}" if ok else None)
+
+
+def herd(n, single_flight):
+    steps = []
+    for i in range(n):
+        steps += get(0.0 + i * 0.001, 0.08, chr(97 + i), "hot", "hot@v0")
+    calls = [call(1, "hot", "a", 0.001, 0.07)]
+    if not single_flight:
+        calls += [call(i + 2, "hot", chr(98 + i), 0.002 + i * 0.001, 0.07) for i in range(n - 1)]
+    return build(sorted(steps, key=lambda s: s[0])), calls
+
+
+def test_one_computation_for_a_herd_is_valid():
+    h, calls = herd(4, True)
+    assert check_stampede(h, calls).ok
+    assert judge(h, calls).ok
+
+
+def test_every_caller_computing_is_a_stampede_naming_their_gets():
+    h, calls = herd(4, False)
+    v = check_stampede(h, calls)
+    assert v.kinds() == ["stampede"]
+    assert v.anomalies[0].data["calls"] == 4
+    assert v.anomalies[0].events                  # the gets are outlined
+
+
+def test_computations_one_after_the_other_are_no_stampede():
+    h = build(get(0.0, 0.2, "a", "k", "k@v0"))
+    calls = [call(1, "k", "a", 0.0, 0.06), call(2, "k", "b", 0.061, 0.12)]
+    assert check_stampede(h, calls).ok
+
+
+def test_calls_that_found_the_origin_down_are_not_computations():
+    h = build(get(0.0, 0.2, "a", "k", "k@v0"))
+    calls = [call(1, "k", "a", 0.0, 0.06, ok=False), call(2, "k", "b", 0.0, 0.06, ok=False),
+             call(3, "k", "a", 0.1, 0.16)]
+    assert check_stampede(h, calls).ok
+
+
+def test_keys_refreshed_in_one_instant_are_an_expiry_wave():
+    h = build(get(0.0, 0.1, "a", "k0", "k0@v0"))
+    keys = [f"k{i}" for i in range(6)]
+    fills = [call(10 + i, k, "a", 0.0, 0.06 + i * 0.005) for i, k in enumerate(keys)]
+    together = fills + [call(i, k, "a", 0.66 + i * 0.005, 0.72) for i, k in enumerate(keys)]
+    spread = fills + [call(i, k, "a", 0.55 + i * 0.03, 0.61 + i * 0.03)
+                      for i, k in enumerate(keys)]
+    assert check_expiry_wave(h, together, keys, after=0.1).kinds() == ["expiry-wave"]
+    assert check_expiry_wave(h, spread, keys, after=0.1).ok
+    assert check_expiry_wave(h, together, keys, after=0.8).ok   # nothing after the fill
+
+
+def lockstep(n, delay, rounds):
+    return {chr(97 + i): [0.001 * i + k * delay for k in range(rounds)] for i in range(n)}
+
+
+def test_retries_in_lockstep_are_a_storm_and_spread_ones_are_not():
+    h = build([])
+    storm = check_retry_storm(h, lockstep(6, 0.04, 10), (0.0, 0.7))
+    assert storm.kinds() == ["retry-storm"] and storm.stats["waves"] >= 9
+    spread = {chr(97 + i): [0.0, 0.013 * (i + 1), 0.1 + 0.031 * i, 0.3 + 0.05 * i]
+              for i in range(6)}
+    assert check_retry_storm(h, spread, (0.0, 0.7)).ok
+
+
+def test_lockstep_is_judged_from_each_clients_own_first_try():
+    h = build([])
+    skewed = {chr(97 + i): [0.03 * i + k * 0.04 for k in range(8)] for i in range(6)}
+    assert check_retry_storm(h, skewed, (0.0, 0.7)).kinds() == ["retry-storm"]
+    doubling = {chr(97 + i): [0.01 * i + t for t in (0.0, 0.04, 0.12, 0.28)] for i in range(6)}
+    assert check_retry_storm(h, doubling, (0.0, 0.7)).kinds() == ["retry-storm"]
+
+
+def test_one_retry_in_step_is_allowed_two_are_not():
+    h = build([])
+    assert check_retry_storm(h, lockstep(6, 0.2, 2), (0.0, 0.7)).ok
+    assert not check_retry_storm(h, lockstep(6, 0.15, 3), (0.0, 0.7)).ok
+
+
+def test_too_many_tries_in_an_outage_is_a_storm():
+    h = build([])
+    b = Bounds()
+    busy = {"a": [i * 0.005 for i in range(100)]}
+    v = check_retry_storm(h, busy, (0.0, 0.7))
+    assert v.kinds() == ["retry-storm"] and v.anomalies[0].data["bound"] == b.max_attempts(0.7)
+
+
+def test_attempts_outside_the_window_do_not_count():
+    h = build([])
+    assert check_retry_storm(h, lockstep(6, 0.04, 30), (1.3, 2.0)).ok
+
+
+def test_origin_attempts_are_the_calls_that_found_it_down():
+    calls = [call(1, "k", "a", 0.0, 0.001, ok=False), call(2, "k", "a", 0.05, 0.11)]
+    assert origin_attempts(calls) == {"a": [0.0]}
+
+
+def bumped(served, at):
+    return build([(0.0, "grader", "invoke", "bump", {"key": "k"}),
+                  (0.001, "grader", "ok", "bump", {"key": "k", "version": 1}),
+                  *get(at, at + 0.001, "a", "k", served)])
+
+
+def test_a_value_older_than_a_ttl_after_the_change_is_stale():
+    calls = [call(1, "k", "a", -1.0, -0.9, version=0), call(2, "k", "a", 0.5, 0.56, version=1)]
+    late = Bounds().stale_s + 0.1
+    assert check_stale(bumped("k@v0", late), calls).kinds() == ["stale-forever"]
+    assert check_stale(bumped("k@v0", 0.3), calls).ok             # within the TTL: fine
+    assert check_stale(bumped("k@v1", late), calls).ok
+
+
+def test_a_value_the_origin_never_produced_is_stale():
+    h = build(get(0.0, 0.01, "a", "k", "k@v7"))
+    assert check_stale(h, [call(1, "k", "a", 0.0, 0.06)]).kinds() == ["stale-forever"]
+
+
+def test_a_slow_get_while_nothing_is_down_is_a_slow_caller():
+    b = Bounds()
+    assert check_latency(build(get(0.0, b.latency_s - 0.1, "a", "k", "k@v0"))).ok
+    assert check_latency(build(get(0.0, b.latency_s + 0.1, "a", "k", "k@v0"))).kinds() == \
+        ["slow-caller"]
+    never = build([(0.0, "a", "invoke", "get", call_value(["k"]))])
+    assert check_latency(never).kinds() == ["slow-caller"]
+    failed = build(get(0.0, 0.1, "a", "k", {"error": "ConnectionError"}, "fail"))
+    assert check_latency(failed).kinds() == ["slow-caller"]
+
+
+def test_a_get_caught_in_an_outage_may_fail_and_finish_after_it():
+    b = Bounds()
+    steps = fault(0.1, 1.0, "origin-down", "origin") + \
+        get(0.2, 1.0 + b.recover_s - 0.1, "a", "k", {"error": "ConnectionError"}, "fail")
+    assert check_latency(build(steps)).ok
+    steps = fault(0.1, 1.0, "origin-down", "origin") + \
+        get(0.2, 1.0 + b.recover_s + 0.1, "a", "k", "k@v0")
+    assert check_latency(build(steps)).kinds() == ["slow-caller"]
+
+
+def test_a_condition_excuses_nothing_and_a_killed_callers_get_is_not_judged():
+    b = Bounds()
+    steps = fault(0.0, 5.0, "concurrency", None) + get(0.1, b.latency_s + 0.3, "a", "k", "k@v0")
+    assert not check_latency(build(steps)).ok
+    steps = [(0.0, "a", "invoke", "get", call_value(["k"])),
+             (0.05, "nemesis", "info", "kill", {"phase": "start", "target": "a"}),
+             (0.05, "nemesis", "info", "kill", {"phase": "end", "target": "a"})]
+    assert check_latency(build(steps)).ok
+
+
+def test_a_key_recomputed_on_every_read_is_a_stampede_one_after_the_other():
+    h = build(get(0.0, 1.6, "a", "k", "k@v0"))
+    busy = [call(i, "k", "a", i * 0.07, i * 0.07 + 0.06) for i in range(20)]
+    v = check_stampede(h, busy)
+    assert v.kinds() == ["stampede"] and v.anomalies[0].data["allowed"] < 20
+    per_ttl = [call(i, "k", "a", i * 0.45, i * 0.45 + 0.06) for i in range(4)]
+    assert check_stampede(h, per_ttl).ok

@@ -1,0 +1,94 @@
+"""Lab 08 hidden tests, the cache's side: many callers released together on a cold key, a hot key
+expiring again and again under load while its source changes, keys cached together that must not
+expire together, and a caller killed while it recomputes a key the others wait for.
+
+Every verdict comes from the grader's own view: the history of get() calls it made and the
+origin's own record of every call it served (``world.expect``; ``rig.checkers.judge``)."""
+import pytest
+from rig.checkers import Bounds
+from rig.world import Readers, bump, computing, together, wait_for
+
+HOT = "hot"
+
+
+@pytest.mark.points(20)
+@pytest.mark.faults("concurrency")
+def test_01_cold_key_under_concurrent_callers_is_computed_once(world, nemesis):
+    cs = world.clients(6)
+    with nemesis.fault("concurrency"):
+        together(cs, HOT)            # six callers, one cold key, released at once
+    together(cs, HOT)                # and once more: every one of them a hit
+    world.expect("Six callers missed the same cold key at once, and each of them ran the "
+                 "expensive query. Let one caller per key recompute, under a lease in Redis "
+                 "(SET lease NX PX lease_ms); the others wait for its value and are served it.",
+                 lesson="stampede")
+
+
+def _computed(world, key):
+    return sum(1 for c in world.calls() if c.ok and c.key == key)
+
+
+def _served(world, key, version):
+    return any(c.ok and c.key == key and c.value == f"{key}@v{version}" for c in world.calls())
+
+
+@pytest.mark.points(15)
+@pytest.mark.faults("concurrency")
+def test_02_hot_key_expiring_under_load_is_refreshed_once(world, nemesis, history):
+    cs = world.clients(4)
+    b = Bounds()
+    with nemesis.fault("concurrency"), Readers(cs, [HOT]):
+        try:
+            wait_for(lambda: _computed(world, HOT) >= 2, timeout=3 * b.ttl_s)
+        except TimeoutError:
+            pass                     # computed once and never refreshed: the bump shows it
+        v = bump(world.ns, history, HOT)     # the source changes just after a refresh: the
+        t = history.now()                    # value cached now must expire within its TTL
+        try:
+            wait_for(lambda: _served(world, HOT, v), timeout=b.stale_s + 0.3)
+        except TimeoutError:
+            pass                     # never refreshed: the checker names it
+        wait_for(lambda: history.now() > t + b.stale_s + 0.1, timeout=5)
+    world.expect("Four readers kept asking for one hot key. Each time it expired, more than one "
+                 "of them ran the expensive query for it. Only the lease holder may recompute; "
+                 "the others serve the value they have, or wait for the new one.",
+                 lesson="stampede")
+
+
+@pytest.mark.points(10)
+@pytest.mark.faults("concurrency")
+def test_03_keys_cached_together_do_not_expire_together(world, nemesis, history):
+    cs = world.clients(6)
+    keys = [f"k{i}" for i in range(len(cs))]
+    with nemesis.fault("concurrency"):
+        together(cs, keys)           # six keys filled in the same instant
+    filled = history.now()
+
+    def refreshed():
+        done = {c.key for c in world.calls() if c.ok and c.start > filled}
+        return done >= set(keys)
+    with Readers(cs, {c.name: [k] for c, k in zip(cs, keys)}):
+        try:
+            wait_for(refreshed, timeout=3 * Bounds().ttl_s)
+        except TimeoutError:
+            pass                     # a key never refreshed: the checker names it
+    world.expect("Six keys cached in the same instant, each with the same TTL, all expired "
+                 "together and hit the origin together. Draw each TTL a little short of ttl_ms "
+                 "at random (from rng), or refresh each key early with XFetch, or both.",
+                 lesson="expiry-wave", expiry=(keys, filled))
+
+
+@pytest.mark.points(10)
+@pytest.mark.faults("kill")
+def test_04_a_caller_killed_while_recomputing_is_taken_over(world, nemesis):
+    cs = world.clients(4)
+    holder, waiters = cs[0], cs[1:]
+    pending = holder.get_async(HOT)  # the first caller takes the key ...
+    computing(world.ns, pending)     # ... is inside the expensive query ...
+    nemesis.inject("kill", holder)   # ... and dies there
+    together(waiters, HOT)           # the others must be served, once its lease runs out
+    together(waiters, HOT)
+    world.expect("The caller recomputing the key died. The others must take over once its lease "
+                 "runs out (SET NX PX: the lease expires by itself), one of them recompute, and "
+                 "the rest be served its value, not run the query each.",
+                 lesson="slow-caller")

@@ -1,0 +1,293 @@
+"""Lab 08's checkers, one per guarantee, over a history of get() calls and the origin's own record
+of every call it served (:class:`rig.world.Call`), never over what a cache reports.
+
+* ``stampede``: two calls of the origin for the same key in flight at once (a refresh computed
+  more than once). :func:`check_stampede`.
+* ``expiry-wave``: keys filled together all expired together and were recomputed in the same
+  instant. :func:`check_expiry_wave`.
+* ``retry-storm``: while a dependency was down, clients retried in synchronised waves, or more
+  often than capped exponential backoff allows. :func:`check_retry_storm`.
+* ``stale-forever``: a get() served a value older than the source had for longer than a TTL, or
+  one the origin never produced. :func:`check_stale`.
+* ``slow-caller``: a get() took longer than the bound, or got no value while nothing was down.
+  :func:`check_latency`.
+
+:func:`judge` runs every one of them and returns one verdict.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from splitbrain.checkers.base import Anomaly, Verdict, verdict
+
+CONDITIONS = {"concurrency"}          # faults that change nothing: they do not excuse a slow get
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What the guarantees allow, from the settings every cache gets (rig.world)."""
+
+    ttl_s: float = 0.6
+    lease_s: float = 0.3
+    cost_s: float = 0.06
+    base_s: float = 0.04
+    cap_s: float = 0.4
+    wave_s: float = 0.015        # clients' k-th retries this close (or closer than ...
+    lockstep_share: float = 0.2  # ... this share of their offset) are in step ...
+    wave_share: float = 0.75     # ... when this share of the clients made a k-th retry;
+    max_waves: int = 1           # in step more often than this is a storm
+    expiry_wave_s: float = 0.02  # refreshes of different keys closer than this are one wave
+
+    @property
+    def latency_s(self) -> float:
+        """A get() while nothing is down: a lease, two origin calls and slack."""
+        return self.lease_s + 2 * self.cost_s + 0.5
+
+    @property
+    def recover_s(self) -> float:
+        """How long after a fault ends a get() caught in it may still run."""
+        return self.cap_s + self.lease_s + 2 * self.cost_s + 0.5
+
+    @property
+    def stale_s(self) -> float:
+        """How long after the source changed an older value may still be served: a TTL, and the
+        moments between the origin reading the source and the value's SET."""
+        return self.ttl_s + 0.15
+
+    def max_attempts(self, window_s: float) -> int:
+        """The most tries one client may make in ``window_s`` of an outage: two more than a
+        client sleeping a fifth of each capped exponential step would make."""
+        n, t, k = 0, 0.0, 0
+        while True:
+            t += min(self.cap_s, self.base_s * 2 ** k) / 5
+            if t > window_s:
+                return n + 2
+            n, k = n + 1, k + 1
+
+
+def gets(history: Any) -> list[Any]:
+    return [op for op in history.operations() if op.f == "get" and not op.invoke.fault]
+
+
+def _covering(ops: Sequence[Any], process: str, t: float) -> list[int]:
+    for op in ops:
+        end = op.end if op.end is not None else math.inf
+        if op.process == process and op.start - 0.005 <= t <= end + 0.005:
+            return list(op.events)
+    return []
+
+
+def check_stampede(history: Any, calls: Sequence[Any], bounds: Bounds = Bounds()) -> Verdict:
+    """At most one origin call per key in flight at any moment, and no key recomputed more often
+    than one refresh per quarter of a TTL (two more allowed)."""
+    ops, out = gets(history), []
+    by_key: dict[str, list[Any]] = {}
+    for c in calls:
+        if c.ok:
+            by_key.setdefault(c.key, []).append(c)
+    worst = 0
+    for key, cs in sorted(by_key.items()):
+        cs.sort(key=lambda c: c.start)
+        best: list[Any] = []
+        for c in cs:
+            group = [d for d in cs if d.start <= c.start < d.end]
+            if len(group) > len(best):
+                best = group
+        worst = max(worst, len(best))
+        if len(best) > 1:
+            events = sorted({e for d in best for e in _covering(ops, d.client, d.start)})
+            out.append(Anomaly("stampede", (
+                f"the origin computed {key!r} {len(best)} times at once (for "
+                f"{', '.join(sorted({d.client for d in best}))}): one refresh of a key must be "
+                f"computed once, its other callers served that value"), tuple(events),
+                {"key": key, "calls": len(best), "clients": sorted({d.client for d in best})}))
+            continue
+        span = cs[-1].start - cs[0].start
+        allowed = 2 + int(span / (bounds.ttl_s / 4))
+        if len(cs) > allowed:
+            events = sorted({e for d in cs[-3:] for e in _covering(ops, d.client, d.start)})
+            out.append(Anomaly("stampede", (
+                f"the origin computed {key!r} {len(cs)} times in {span:.2f} s, one after the "
+                f"other: a value that lives {bounds.ttl_s:.2f} s needs at most {allowed} "
+                f"refreshes in that time"), tuple(events),
+                {"key": key, "calls": len(cs), "allowed": allowed}))
+    return verdict("stampede", out, peak_per_key=worst, origin_calls=sum(map(len,
+                                                                            by_key.values())))
+
+
+def check_expiry_wave(history: Any, calls: Sequence[Any], keys: Iterable[str], after: float,
+                      bounds: Bounds = Bounds()) -> Verdict:
+    """Keys filled together must not all be recomputed together: for each key, the time from the
+    end of its fill (its last computation before ``after``) to the start of its first refresh
+    after ``after``; no ``wave_share`` of the keys within ``expiry_wave_s`` of each other."""
+    keys = set(keys)
+    filled: dict[str, Any] = {}
+    first: dict[str, Any] = {}
+    for c in sorted(calls, key=lambda c: c.start):
+        if not c.ok or c.key not in keys:
+            continue
+        if c.end <= after:
+            filled[c.key] = c
+        elif c.start >= after and c.key not in first:
+            first[c.key] = c
+    lives = sorted(((c.start - filled[k].end, c) for k, c in first.items() if k in filled),
+                   key=lambda x: x[0])
+    need = max(2, math.ceil(bounds.wave_share * len(keys)))
+    best: list[tuple[float, Any]] = []
+    for i, (life, _) in enumerate(lives):
+        group = [x for x in lives[i:] if x[0] < life + bounds.expiry_wave_s]
+        if len(group) > len(best):
+            best = group
+    out = []
+    if len(best) >= need:
+        ops = gets(history)
+        events = sorted({e for _, d in best for e in _covering(ops, d.client, d.start)})
+        out.append(Anomaly("expiry-wave", (
+            f"{len(best)} of the {len(keys)} keys filled together were recomputed "
+            f"{best[0][0]:.3f} to {best[-1][0]:.3f} s after each one was cached: every one "
+            f"lived exactly as long as the others, so they expired together and the origin took "
+            f"the whole load at once"), tuple(events),
+            {"keys": sorted(d.key for _, d in best), "window_s": bounds.expiry_wave_s}))
+    return verdict("expiry-wave", out, largest_wave=len(best), keys=len(keys))
+
+
+def check_retry_storm(history: Any, attempts: dict[str, Sequence[float]], window: tuple[float, float],
+                      what: str = "the origin", bounds: Bounds = Bounds()) -> Verdict:
+    """While ``what`` was down (``window``), each client's tries (``attempts``): not more than
+    capped exponential backoff allows, and not in lockstep: for each k, the clients' k-th retries,
+    counted from each one's first try, must not all come at the same offset (within
+    ``wave_s`` or ``lockstep_share`` of it) for more than ``max_waves`` values of k."""
+    t0, t1 = window
+    per = {c: sorted(t for t in ts if t0 <= t <= t1) for c, ts in attempts.items()}
+    ops, out = gets(history), []
+    cap = bounds.max_attempts(t1 - t0)
+    for c, ts in sorted(per.items()):
+        if len(ts) > cap:
+            out.append(Anomaly("retry-storm", (
+                f"{c} tried {what} {len(ts)} times in the {t1 - t0:.2f} s it was down; capped "
+                f"exponential backoff from {bounds.base_s * 1000:.0f} ms makes at most {cap}"),
+                tuple(_covering(ops, c, ts[-1])), {"client": c, "attempts": len(ts), "bound": cap}))
+    # lockstep: each client's k-th try, counted from its own first one, at the same offset
+    waves: list[tuple[int, float, float]] = []
+    for k in range(1, max((len(ts) for ts in per.values()), default=0)):
+        offsets = sorted(ts[k] - ts[0] for ts in per.values() if len(ts) > k)
+        if len(offsets) < max(4, math.ceil(bounds.wave_share * len(per))):
+            break
+        middle = offsets[len(offsets) // 2]
+        spread = offsets[-1] - offsets[0]
+        if spread <= max(bounds.wave_s, bounds.lockstep_share * middle):
+            waves.append((k, middle, spread))
+    if len(waves) > bounds.max_waves:
+        last = {c: ts for c, ts in per.items() if len(ts) > waves[-1][0]}
+        events = sorted({e for c, ts in last.items() for e in _covering(ops, c, ts[waves[-1][0]])})
+        out.append(Anomaly("retry-storm", (
+            f"while {what} was down, the clients retried in lockstep: their tries number "
+            f"{', '.join(str(k) for k, _, _ in waves[:6])} came "
+            f"{', '.join(f'{m * 1000:.0f}' for _, m, _ in waves[:6])} ms after each one's first, "
+            f"all within {max(sp for _, _, sp in waves) * 1000:.0f} ms of each other: the "
+            f"same delays for everyone bring them back together, wave after wave"),
+            tuple(events), {"waves": [k for k, _, _ in waves], "clients": len(per)}))
+    return verdict("retry-storm", out, waves=len(waves),
+                   attempts={c: len(ts) for c, ts in per.items()})
+
+
+def _version(value: Any) -> tuple[str, int] | None:
+    if not isinstance(value, str) or "@v" not in value:
+        return None
+    key, _, v = value.rpartition("@v")
+    return (key, int(v)) if v.isdigit() else None
+
+
+def check_stale(history: Any, calls: Sequence[Any], bounds: Bounds = Bounds()) -> Verdict:
+    """Every value a get() returns is one the origin produced for that key, and not older than
+    the source's version of ``stale_s`` before the get() began."""
+    produced = {(c.key, c.value) for c in calls if c.ok}
+    bumps = sorted((op.end, op.result["key"], op.result["version"]) for op in history.operations()
+                   if op.f == "bump" and op.type == "ok" and isinstance(op.result, dict))
+    out = []
+    for op in gets(history):
+        if op.type != "ok":
+            continue
+        key = op.arg(0, "key")
+        parsed = _version(op.result)
+        if (key, op.result) not in produced or parsed is None or parsed[0] != key:
+            out.append(Anomaly("stale-forever", (
+                f"{op.process}'s get({key!r}) returned {op.result!r}, a value the origin never "
+                f"produced for that key"), tuple(op.events), {"key": key, "value": op.result}))
+            continue
+        due = max((v for t, k, v in bumps if k == key and t <= op.start - bounds.stale_s),
+                  default=0)
+        if parsed[1] < due:
+            out.append(Anomaly("stale-forever", (
+                f"{op.process}'s get({key!r}) returned version {parsed[1]} at {op.start:.3f} s, "
+                f"more than {bounds.stale_s:.2f} s after the source had version {due}: a cached "
+                f"value must expire within its TTL and be refreshed"), tuple(op.events),
+                {"key": key, "served": parsed[1], "due": due}))
+    return verdict("stale-forever", out[:5], stale=len(out))
+
+
+def check_latency(history: Any, bounds: Bounds = Bounds()) -> Verdict:
+    """A get() while nothing is down returns a value within ``latency_s``; one caught in a fault
+    returns (a value or an error) within ``recover_s`` after the fault ends."""
+    windows = [w for w in history.fault_windows() if w.name not in CONDITIONS]
+    killed = {w.target for w in windows if w.name in ("kill", "member-kill")}
+    out = []
+    for op in gets(history):
+        end = op.end if op.complete is not None else math.inf
+        if op.process in killed and any(w.name in ("kill", "member-kill") and
+                                        w.target == op.process for w in windows):
+            continue
+        caught = [w for w in windows if w.start <= end and
+                  (w.end if w.end is not None else math.inf) >= op.start]
+        if caught:
+            limit = max((w.end if w.end is not None else math.inf) for w in caught)
+            limit += bounds.recover_s
+            if end > limit:
+                out.append(Anomaly("slow-caller", (
+                    f"{op.process}'s get({op.arg(0, 'key')!r}) was still waiting "
+                    f"{bounds.recover_s:.2f} s after the {caught[-1].name} ended"
+                    + ("" if op.complete is not None else " and never returned")),
+                    tuple(op.events), {"key": op.arg(0, "key")}))
+            continue
+        if op.complete is None or end - op.start > bounds.latency_s:
+            out.append(Anomaly("slow-caller", (
+                f"{op.process}'s get({op.arg(0, 'key')!r}) took "
+                + (f"{end - op.start:.2f} s" if op.complete is not None else "forever")
+                + f" while nothing was down (bound {bounds.latency_s:.2f} s): a waiter must be "
+                  f"served the new value, and a lease whose holder died must run out"),
+                tuple(op.events), {"key": op.arg(0, "key")}))
+        elif op.type != "ok":
+            out.append(Anomaly("slow-caller", (
+                f"{op.process}'s get({op.arg(0, 'key')!r}) failed while nothing was down: "
+                f"{op.result!r}"), tuple(op.events), {"key": op.arg(0, "key")}))
+    return verdict("slow-caller", out[:5], slow=len(out))
+
+
+def judge(history: Any, calls: Sequence[Any], bounds: Bounds = Bounds(), *,
+          storms: Sequence[tuple[dict[str, Sequence[float]], tuple[float, float], str]] = (),
+          expiry: tuple[Iterable[str], float] | None = None) -> Verdict:
+    """Every guarantee of lab.toml at once. ``storms``: (attempts per client, the outage's
+    window, what was down) for each outage; ``expiry``: (keys filled together, when the fill
+    ended)."""
+    parts = [check_stampede(history, calls, bounds), check_stale(history, calls, bounds),
+             check_latency(history, bounds)]
+    for attempts, window, what in storms:
+        parts.append(check_retry_storm(history, attempts, window, what, bounds))
+    if expiry is not None:
+        parts.append(check_expiry_wave(history, calls, expiry[0], expiry[1], bounds))
+    anomalies = [a for v in parts for a in v.anomalies]
+    return Verdict(not anomalies, tuple(anomalies), "herd",
+                   {k: v for p in parts for k, v in p.stats.items()})
+
+
+def origin_attempts(calls: Sequence[Any]) -> dict[str, list[float]]:
+    """Each client's calls of the origin that found it down (the start of each)."""
+    out: dict[str, list[float]] = {}
+    for c in calls:
+        if not c.ok:
+            out.setdefault(c.client, []).append(c.start)
+    return out
+
