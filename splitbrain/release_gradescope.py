@@ -10,9 +10,13 @@ seed, kit version, source commit). Everything comes from the checkout's committe
 (:func:`splitbrain.grading.runner.grade_submission`) and writes ``ROOT/results/results.json`` in
 Gradescope's format: the score, one entry per hidden test (name, score, max_score, status
 passed|failed, output, visibility ``after_published`` so a test's details show once grades are
-published). A grading that says nothing about the code (services down, the grader failing) is
-reported with score 0, no tests and an ``output`` that says it is not the learner's fault. ROOT
-is ``SPLITBRAIN_GRADESCOPE_ROOT`` (default /autograder), so a test can lay it out anywhere.
+published). The component is found as in a batch (:func:`splitbrain.grading.submissions.choose`):
+named like the lab's component, else the one file or notebook that defines what the lab requires,
+at any depth, archives unpacked; when that is ambiguous (two candidates, none, an archive it cannot
+open) no test runs, and the results say so (``extra_data.not_graded``) and what to submit. A
+grading that says nothing about the code (services down, the grader failing) is reported with
+score 0, no tests and an ``output`` that says it is not the learner's fault. ROOT is
+``SPLITBRAIN_GRADESCOPE_ROOT`` (default /autograder), so a test can lay it out anywhere.
 """
 from __future__ import annotations
 
@@ -158,30 +162,23 @@ def infra_results(why: str, seconds: float = 0.0) -> dict:
             "extra_data": {"infra_error": True}}
 
 
-def find_component(folder: Path, component: str) -> Path:
-    """The learner's component in Gradescope's submission folder: the file named like the
-    component (at any depth), else the one notebook; anything else is a message for them."""
+def find_component(folder: Path, lab, unpack_dir: Path) -> tuple[Path, str | None]:
+    """The learner's component in Gradescope's submission folder, and a note on what was left
+    out: the file named like the component, else the one file (or notebook) that defines what the
+    lab requires, at any depth, archives unpacked into ``unpack_dir``. Anything ambiguous is a
+    message for the learner (:func:`splitbrain.grading.submissions.choose`)."""
+    from splitbrain.grading import submissions as s
     if not folder.is_dir():
-        raise _Learner(f"no submission folder ({folder}); hand in {component}")
-    found = sorted(p for p in folder.rglob("*") if p.is_file() and not any(
-        part.startswith(".") or part == "__MACOSX" for part in p.relative_to(folder).parts))
-    named = [p for p in found if p.name == component]
-    if len(named) == 1:
-        return named[0]
-    shown = ", ".join(str(p.relative_to(folder)) for p in found[:8]) or "nothing"
-    if len(named) > 1:
-        raise _Learner(f"the submission holds {len(named)} files named {component} ({shown}); "
-                       f"hand in one")
-    notebooks = [p for p in found if p.suffix == ".ipynb"]
-    if len(notebooks) == 1:
-        return notebooks[0]
-    others = [p for p in found if p.suffix == ".py"]
-    if len(others) == 1:
-        raise _Learner(f"the submission holds {others[0].relative_to(folder)}, but the lab grades "
-                       f"a file named {component}: rename it to {component} and submit again")
-    raise _Learner(f"the submission holds {shown}; the lab grades one file named {component} "
-                   f"(or your notebook, with the component's cells tagged `component`): submit "
-                   f"that")
+        raise _Learner(f"no submission folder ({folder}); hand in {lab.component}")
+    n = iter(range(1, 10**6))
+    try:
+        files = s.learner_files(folder, lambda a: s.unpack(a, unpack_dir / f"{next(n):04d}"))
+    except s.SubmissionError as e:
+        raise _Learner(str(e).replace(f"{folder}/", "")) from None
+    pick, problem, note = s.choose(files, lab, "the submission", again="submit again")
+    if pick is None:
+        raise _Learner(problem)
+    return pick[0], note
 
 
 def to_results(result, lab) -> dict:
@@ -221,24 +218,18 @@ def run(root: str | Path) -> int:
         from splitbrain.settings import Settings
         os.environ[Settings.root.env] = str(course)  # this process and the graders it starts
         from splitbrain.grading.runner import grade_submission
-        from splitbrain.grading.submissions import SubmissionError, component_file
         from splitbrain.lab import find_lab
         lab = find_lab(meta["lab"], course)
-        try:
-            sub = find_component(root / "submission", lab.component)
-            with tempfile.TemporaryDirectory(prefix="splitbrain-gs-") as tmp:
-                component_file(sub, lab, Path(tmp))
-        except (_Learner, SubmissionError) as e:
-            return write({"score": 0, "execution_time": round(time.monotonic() - t0),
-                          "tests": [], "stdout_visibility": "hidden",
-                          "output": f"{lab.slug}: your submission could not be graded: "
-                                    f"{str(e).replace(str(root / 'submission') + '/', '')}"
-                                    .replace("run again", "submit again")})
-        problem = _services(lab)
-        if problem:
-            return write(infra_results(problem, time.monotonic() - t0))
         with tempfile.TemporaryDirectory(prefix="splitbrain-gs-") as tmp:
-            result = grade_submission(lab, sub, int(meta.get("seed", 1)), Path(tmp), jobs=2)
+            found = _component(root / "submission", lab, Path(tmp))
+            if isinstance(found, dict):
+                return write({**found, "execution_time": round(time.monotonic() - t0)})
+            sub, note = found
+            problem = _services(lab)
+            if problem:
+                return write(infra_results(problem, time.monotonic() - t0))
+            result = grade_submission(lab, sub, int(meta.get("seed", 1)), Path(tmp) / "out",
+                                      jobs=2)
         if result.error or not result.tests:
             print(result.error or "no tests", file=sys.stderr)
             return write(infra_results("the grader could not run the tests.",
@@ -248,11 +239,37 @@ def run(root: str | Path) -> int:
             return write(infra_results(f"the services the grading needs failed during "
                                        f"{result.infra_errors} test(s) ({names}).",
                                        time.monotonic() - t0))
-        return write(to_results(result, lab))
+        d = to_results(result, lab)
+        if note:
+            d["output"] = f"{note.removeprefix('the submission: ')}\n{d['output']}"
+        return write(d)
     except Exception:  # noqa: BLE001 - the harness must always get a results.json
         traceback.print_exc()
         return write(infra_results("the autograder itself failed (its log is in the "
                                    "instructor's view).", time.monotonic() - t0))
+
+
+def _component(folder: Path, lab, tmp: Path) -> tuple[Path, str | None] | dict:
+    """(the component, a note) found in the submission folder and checked (it parses, it defines
+    what the lab requires), else the results.json that says what to hand in."""
+    from splitbrain.grading.submissions import SubmissionError, component_file
+
+    def say(e: Exception) -> str:
+        return (str(e).replace(f"{folder}/", "").replace(f"{tmp}/", "")
+                .replace("run again", "submit again").replace("grade again", "submit again"))
+    try:
+        sub, note = find_component(folder, lab, tmp / "unpacked")
+    except (_Learner, SubmissionError) as e:   # no test can run: not a grade of the code
+        return {"score": 0, "tests": [], "stdout_visibility": "hidden",
+                "output": f"{lab.slug}: your submission was not graded (no test ran, so this 0 "
+                          f"says nothing about your code): {say(e)}",
+                "extra_data": {"not_graded": True}}
+    try:
+        component_file(sub, lab, tmp / "check")
+    except SubmissionError as e:   # the learner's code does not parse or lacks a name
+        return {"score": 0, "tests": [], "stdout_visibility": "hidden",
+                "output": f"{lab.slug}: your submission could not be graded: {say(e)}"}
+    return sub, note
 
 
 def _services(lab) -> str | None:

@@ -2,7 +2,10 @@
 summary that says what to do next, and a clean stop on Ctrl-C."""
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -42,28 +45,51 @@ def _did_not_run(result) -> str | None:
 
 
 def _one_per_learner(args: list[str], lab) -> list[str | Path]:
-    """A folder of one folder per learner often holds more than the component (the notebook, the
-    public tests copied from the handout): grade the component when it is there, never a
-    test_*.py or conftest.py, and say what was left out."""
+    """The files a batch grades, one per learner (see :func:`_read`); a flat folder is given as
+    is. Archives and learners that cannot be graded are left to :func:`_read`."""
+    import tempfile
     out: list[str | Path] = []
     for arg in args:
         top = Path(arg)
         if not top.is_dir() or any(q.is_file() and q.suffix in (".py", ".ipynb")
                                    for q in top.iterdir()):
-            out.append(arg)  # a file, or a flat folder of submissions: graded as they are
+            out.append(arg)
             continue
-        for learner in sorted(d for d in top.iterdir() if d.is_dir()):
-            found = sorted(q for q in learner.iterdir()
-                           if q.is_file() and q.suffix in (".py", ".ipynb"))
-            keep = [q for q in found if q.name == lab.component] or [
-                q for q in found if not q.name.startswith("test_") and q.name != "conftest.py"]
-            if len(keep) < len(found):
-                left = ", ".join(q.name for q in found if q not in keep)
-                took = ", ".join(q.name for q in keep) or "nothing"
-                print(f"note: {learner.name}/: grading {took} (left out: {left})",
-                      file=sys.stderr)
-            out.extend(keep)
-    return out or list(args)  # nothing found: expand() names the folder that holds nothing
+        with tempfile.TemporaryDirectory() as tmp:
+            out += [s.path for s in _read([arg], lab, Path(tmp)) if s.path is not None]
+    return out or list(args)
+
+
+def _read(args: list[str], lab, unpack_dir: Path):
+    """The batch as handed in (folders, archives, one folder per learner): each learner's
+    component once, and a note on stderr for what was left out."""
+    from splitbrain.grading.submissions import read_batch
+    shutil.rmtree(unpack_dir, ignore_errors=True)   # unpacked afresh, as the archives are now
+    subs, notes = read_batch(args, lab, unpack_dir)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    return subs
+
+
+def _not_graded(lab, sub, key: str, seed: int, out_dir: Path):
+    """The result of a learner whose files cannot be graded, saved like a graded one."""
+    from splitbrain.grading.results import GradingResult
+    from splitbrain.grading.runner import write_atomic
+    r = GradingResult(lab.slug, str(sub.name.parent), seed, error=sub.problem)
+    r = dataclasses.replace(r, extra={"key": key})
+    write_atomic(out_dir / key / "result.json", json.dumps(
+        {**r.to_dict(), "fingerprint": _fingerprint(sub, seed, 1), "key": key}, indent=1))
+    return r
+
+
+def _fingerprint(sub, seed: int, repeat: int) -> str:
+    from splitbrain.grading.runner import fingerprint
+    if sub.path is not None:
+        return fingerprint(sub.path, seed, repeat)
+    return "not-graded:" + hashlib.sha256(f"{sub.problem}\0{sub.digest}".encode()).hexdigest()
+
+
+UNPACKED = ".unpacked"   # where a batch's archives are unpacked, inside its --out folder
 
 
 def _other_lab(out_dir: Path, slug: str) -> str | None:
@@ -126,7 +152,7 @@ def cmd_grade(args) -> int:
     from rich.progress import Progress
     from splitbrain.grading import reports
     from splitbrain.grading.runner import batch_keys, grade_batch
-    from splitbrain.grading.submissions import SubmissionError, expand
+    from splitbrain.grading.submissions import SubmissionError
     if args.merge:
         return _merge(args)
     if not args.lab or not args.submissions:
@@ -137,24 +163,14 @@ def cmd_grade(args) -> int:
     _positive("--jobs", args.jobs)
     _positive("--repeat", args.repeat)
     formats = _formats(args)
-    try:
-        subs = expand(_one_per_learner(args.submissions, lab))
-    except SubmissionError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    keys = batch_keys(subs)
     shard = None
     if args.shard:
-        from splitbrain.grading.shards import Manifest, ShardError, parse_shard, slice_of
+        from splitbrain.grading.shards import ShardError, parse_shard
         try:
-            i, n = parse_shard(args.shard)
+            shard = parse_shard(args.shard)
         except ShardError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-        mine = slice_of(keys, i, n)
-        shard = Manifest(lab.slug, args.seed, args.repeat, i, n, tuple(keys),
-                         tuple(keys[j] for j in mine))
-        subs, keys = [subs[j] for j in mine], [keys[j] for j in mine]
     out_dir = Path(args.out) if args.out else Path("grades") / lab.slug
     if out_dir.exists() and not out_dir.is_dir():
         print(f"error: --out {out_dir} is a file; give a folder for the results",
@@ -165,7 +181,28 @@ def cmd_grade(args) -> int:
         print(f"error: {out_dir}/ holds grades of {other}; a batch resumes from its folder, so "
               f"give {lab.slug} its own, e.g. --out grades/{lab.slug}", file=sys.stderr)
         return 2
-    problem = services_problem([lab])
+    try:
+        entries = _read(args.submissions, lab, out_dir / UNPACKED)
+    except SubmissionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    keys = batch_keys([e.name for e in entries])
+    if shard is not None:
+        from splitbrain.grading.shards import Manifest, slice_of
+        i, n = shard
+        mine = slice_of(keys, i, n)
+        shard = Manifest(lab.slug, args.seed, args.repeat, i, n, tuple(keys),
+                         tuple(keys[j] for j in mine),
+                         {k: _fingerprint(e, args.seed, args.repeat)
+                          for k, e in zip(keys, entries)},
+                         tuple(str(a) for a in args.submissions))
+        if not mine:
+            print(f"note: shard {i}/{n} holds no submission (the batch has {len(keys)}); its "
+                  f"folder is still needed by --merge", file=sys.stderr)
+        entries, keys = [entries[j] for j in mine], [keys[j] for j in mine]
+    graded = [j for j, e in enumerate(entries) if e.path is not None]
+    subs = [entries[j].path for j in graded]
+    problem = services_problem([lab]) if subs else None
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 3
@@ -184,7 +221,7 @@ def cmd_grade(args) -> int:
                 if threading.current_thread() is threading.main_thread() else None)
     try:
         with Progress(transient=False, console=None) as progress:
-            task = progress.add_task(f"grading {lab.slug}", total=len(subs))
+            task = progress.add_task(f"grading {lab.slug}", total=len(entries))
 
             def done(result, reused: bool) -> None:
                 results_seen.append(result)
@@ -195,11 +232,17 @@ def cmd_grade(args) -> int:
                 from splitbrain.grading.shards import write_manifest
                 out_dir.mkdir(parents=True, exist_ok=True)
                 write_manifest(out_dir, shard)
-            results = grade_batch(lab, subs, out_dir, args.seed, args.jobs, args.repeat, done,
-                                  keys=keys)
+            results: list = [None] * len(entries)
+            for j, e in enumerate(entries):
+                if e.path is None:
+                    results[j] = _not_graded(lab, e, keys[j], args.seed, out_dir)
+                    done(results[j], False)
+            for j, r in zip(graded, grade_batch(lab, subs, out_dir, args.seed, args.jobs,
+                                                args.repeat, done, keys=[keys[j] for j in graded])):
+                results[j] = r
     except KeyboardInterrupt:
-        left = len(subs) - len(results_seen)
-        print(f"stopped: {len(results_seen)} of {len(subs)} submissions graded and saved in "
+        left = len(entries) - len(results_seen)
+        print(f"stopped: {len(results_seen)} of {len(entries)} submissions graded and saved in "
               f"{out_dir}/. Run the same command again to grade the other {left} and write the "
               f"reports.", file=sys.stderr)
         return 130

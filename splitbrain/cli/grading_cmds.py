@@ -70,7 +70,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = parser(sub, "grade", "grade submissions (files, notebooks or folders) of a lab",
                "Grade a class: each SUBMISSION is a .py component, a .ipynb notebook, or a "
-               "folder of them (or of one folder per learner). Each result is saved in "
+               "folder of them, of one folder per learner, or of archives (.zip, .tar.gz; "
+               "archives inside archives are unpacked too). In a learner's folder the file "
+               "named like the component is graded, else the one file that defines what the lab "
+               "requires; a learner with two such files, or none, is reported by name and the "
+               "batch goes on. Each result is saved in "
                "FOLDER/<submission>/result.json as soon as it is known, so a batch stopped with "
                "Ctrl-C resumes where it was when run again with the same --out; unchanged "
                "submissions are not graded twice. Reports are written to FOLDER at the end. A "
@@ -88,7 +92,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                  "the reports of all four")])
     p.add_argument("lab", nargs="?", help=LAB_HELP + " (not with --merge)")
     p.add_argument("submissions", nargs="*", metavar="SUBMISSION",
-                   help=".py or .ipynb files, or folders holding them")
+                   help=".py or .ipynb files, or folders or archives holding them")
     p.add_argument("--shard", metavar="I/N",
                    help="grade only the I-th of N deterministic slices of the batch (I from 1); "
                         "every machine given the same folder takes the same slice (default: the "
