@@ -1,0 +1,130 @@
+"""Lab 09 hidden tests: an application server writes to a Postgres primary and reads from two
+streaming standbys while the standbys stop replaying, apply every commit a minute late, fall
+apart from each other (one far behind), or one is promoted and stops following the primary.
+
+Lag is held, not hoped for: replay is paused (or delayed a minute) before the step that needs it,
+and time passing is a step of the application server's clock (``clock-jump``), so a design that
+trusts a time window meets a lag longer than its window on every run. Every verdict comes from the
+history and the grader's own view of what each standby holds (``world.expect``;
+``rig.checkers.check_sessions``)."""
+import pytest
+
+LONG_AGO = {"step": 600.0, "monotonic": True}     # the lag outlasts any window: ten minutes pass
+
+WINDOW_HINT = ("The session wrote, and its read went to a standby that had not replayed the "
+               "write: replay was paused for longer than any time window after a write. No window "
+               "is long enough; compare positions instead. After the COMMIT, keep the session's "
+               "token, pg_current_wal_insert_lsn() on the primary; a standby serves the session "
+               "only once pg_last_wal_replay_lsn() has reached it, else (after a short wait) the "
+               "primary does.")
+
+
+@pytest.mark.points(25)
+@pytest.mark.faults("replay-pause", "clock-jump")
+def test_01_a_session_reads_its_own_write_while_replay_is_paused(world, nemesis):
+    app = world.app()
+    app.put("alice", "k", "alice-1")
+    world.caught_up()
+    world.on_both("replay-pause")                # both standbys stop replaying ...
+    app.put("alice", "k", "alice-2")             # ... before alice's second write
+    app.get("alice", "k")
+    app.get("bob", "k")                          # bob never wrote: any version will do
+    nemesis.inject("clock-jump", app.worker, **LONG_AGO)
+    for _ in range(3):
+        app.get("alice", "k")
+    app.put("alice", "j", "alice-3")             # a key that is not on any standby yet
+    app.get("alice", "j")
+    world.expect(WINDOW_HINT, lesson="stale-read")
+
+
+@pytest.mark.points(20)
+@pytest.mark.faults("replay-pause")
+def test_02_reads_never_go_back_when_one_standby_is_far_behind(world, nemesis):
+    app = world.app()
+    world.other("k", "other-1")
+    world.caught_up()
+    nemesis.inject("replay-pause", world.b)      # b stays at other-1 ...
+    world.other("k", "other-2")                  # ... while a replays other-2
+    world.caught_up([world.a])
+    for _ in range(6):
+        app.get("bob", "k")
+    app.put("bob", "j", "bob-1")                 # bob's own write, then more reads
+    world.caught_up([world.a])
+    for _ in range(4):
+        app.get("bob", "k")
+        app.get("bob", "j")
+    world.expect(
+        "bob read other-2 (from the standby that had replayed it), then other-1 (from the one "
+        "far behind): time went backwards for him. The session's token must carry what it has "
+        "read too: the standby's pg_last_wal_replay_lsn() (or the primary's "
+        "pg_current_wal_insert_lsn()) returned by the statement that read, and a standby serves "
+        "the session only once it has replayed that far.", lesson="non-monotonic-read")
+
+
+@pytest.mark.points(20)
+@pytest.mark.faults("replay-pause")
+def test_03_standbys_serve_the_reads_they_can(world, nemesis):
+    app = world.app()
+    sessions = ("carol", "dave", "erin")
+    for s in sessions:
+        app.put(s, f"k-{s}", f"{s}-1")
+    world.caught_up()                            # the standbys have every session's write ...
+    world.on_both("replay-pause")
+    win = world.window()
+    for s in sessions:                           # ... but not the newer writes of other users
+        world.other(f"k-{s}", f"other-{s}")
+    for _ in range(4):
+        for s in sessions:
+            app.get(s, f"k-{s}")
+    world.close(win)
+    world.expect(
+        "Every read here could have been served by a standby: each held the session's own write, "
+        "and the session had read nothing newer. The primary served them anyway. Session "
+        "consistency asks a standby to have replayed as far as the session's token, not as far "
+        "as the primary: other users' writes are not the session's business, and a primary that "
+        "serves every read is the bottleneck the standbys were added to remove.",
+        lesson="needless-primary-read")
+
+
+@pytest.mark.points(15)
+@pytest.mark.faults("standby-lag", "clock-jump")
+def test_04_apply_delay_spike_holds_back_the_commit(world, nemesis):
+    app = world.app()
+    app.put("erin", "k", "erin-1")
+    world.caught_up()
+    world.on_both("standby-lag", ms=60_000)      # each commit is applied a minute late
+    app.put("erin", "k", "erin-2")
+    nemesis.inject("clock-jump", app.worker, **LONG_AGO)
+    for _ in range(3):
+        app.get("erin", "k")
+    app.put("erin", "k", "erin-3")
+    app.get("erin", "k")
+    world.expect(
+        "A standby delaying its commits had replayed every record of erin's write except the "
+        "COMMIT, and served her the older version. The token must be the position after the "
+        "COMMIT (ask pg_current_wal_insert_lsn() once the write's transaction has committed, not "
+        "inside it, e.g. in its RETURNING): a standby that has replayed up to the write's own "
+        "records has not replayed its commit.", lesson="stale-read")
+
+
+@pytest.mark.points(10)
+@pytest.mark.faults("promote", "clock-jump")
+def test_05_a_promoted_standby_no_longer_serves_the_session(world, cluster, nemesis):
+    c = cluster.add("c")                         # a third standby, for this test only
+    try:
+        world.caught_up([c])
+        app = world.app(standbys=[world.a, c])
+        app.put("frank", "k", "frank-1")
+        world.caught_up()
+        nemesis.inject("promote", c)             # c leaves: it follows the primary no more
+        app.put("frank", "k", "frank-2")
+        nemesis.inject("clock-jump", app.worker, **LONG_AGO)
+        for _ in range(4):
+            app.get("frank", "k")
+        world.expect(
+            "A standby was promoted (a failover drill, a botched replacement): it answers "
+            "queries, but it follows the primary no more, and it served frank a version older "
+            "than his own write. Its pg_last_wal_replay_lsn() stays where replay ended, so a "
+            "session whose token is newer must not be served there.", lesson="stale-read")
+    finally:
+        cluster.drop(c)

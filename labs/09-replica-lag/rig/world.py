@@ -1,0 +1,232 @@
+"""Grader side of lab 09 (replica lag), shared by the hidden tests, the public tests and the
+notebook.
+
+* :class:`Cluster` is a private Postgres primary with two streaming standbys (``a`` and ``b``),
+  each a fault target under its own name (``replay-pause``, ``standby-lag``, ``promote``). The
+  application logs in as ``app``, a role that may read and write the lab's tables and nothing
+  more: it cannot resume a paused standby.
+* :func:`make_table` creates one test's fresh table on the primary (``key``, ``value``,
+  ``version``: a trigger gives every write a larger version).
+* :class:`App` is one worker process running the learner's ``SessionStore`` with connections to
+  the primary and the standbys built by :func:`connect` (a trusted helper, ``Ref("rig.world:connect",
+  url=...)``). :meth:`App.put` / :meth:`App.get` are recorded RPCs.
+* :func:`other_write` is another user's write, made by the grader on the primary and recorded in
+  the history as a ``put`` of session ``other``.
+* :func:`snapshot` reads what every standby really holds (the grader's own view), and
+  :func:`caught_up` waits until every running standby has replayed all the primary wrote.
+"""
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from splitbrain.history import call_value
+
+APP_ROLE = "app"
+COMPONENT_CLASS = "SessionStore"
+
+
+def connect(resources: dict, url: str) -> psycopg.Connection:
+    """Sandbox helper: an autocommit connection to one server (``Ref("rig.world:connect",
+    url=...)``), with short timeouts so a dead server fails fast."""
+    return psycopg.connect(url, autocommit=True, connect_timeout=3)
+
+
+@dataclass
+class Standby:
+    """One streaming standby: a fault target named ``name``."""
+
+    name: str
+    server: Any
+    promoted: bool = False
+
+    @property
+    def admin_url(self) -> str:
+        return self.server.url
+
+    def app_url(self, password: str) -> str:
+        return self.server.url_for(user=APP_ROLE, password=password)
+
+    def pause_replay(self) -> None:
+        self.server.pause_replay()
+
+    def resume_replay(self) -> None:
+        if not self.promoted:
+            self.server.resume_replay()
+
+    def set_apply_delay(self, ms: int) -> None:
+        if not self.promoted:
+            self.server.set_apply_delay(ms)
+
+    def promote(self) -> None:
+        self.promoted = True
+        self.server.promote()
+
+    def replay_lsn(self) -> str | None:
+        with psycopg.connect(self.admin_url, autocommit=True, connect_timeout=5) as c:
+            return c.execute("SELECT pg_last_wal_replay_lsn()::text").fetchone()[0]
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@dataclass
+class Cluster:
+    """A private primary and its standbys ``a`` and ``b`` (and any ``extra`` one a test adds)."""
+
+    primary: Any = None
+    standbys: list[Standby] = field(default_factory=list)
+    password: str = field(default_factory=lambda: secrets.token_hex(12))
+
+    def start(self, n: int = 2) -> Cluster:
+        from splitbrain.services.private import spawn_postgres
+        self.primary = spawn_postgres()
+        with psycopg.connect(self.primary.url, autocommit=True) as c:
+            c.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(APP_ROLE), sql.Literal(self.password)))
+        for name in "ab"[:n]:
+            self.add(name)
+        return self
+
+    def add(self, name: str) -> Standby:
+        sb = Standby(f"standby-{name}", self.primary.standby())
+        self.standbys.append(sb)
+        return sb
+
+    def drop(self, sb: Standby) -> None:
+        self.standbys.remove(sb)
+        sb.close()
+
+    @property
+    def app_primary_url(self) -> str:
+        return self.primary.url_for(user=APP_ROLE, password=self.password)
+
+    def app_standby_urls(self, standbys: list[Standby] | None = None) -> list[str]:
+        return [s.app_url(self.password) for s in (self.standbys if standbys is None else standbys)]
+
+    def head(self) -> str:
+        """A position every standby must replay to have all the primary wrote so far: the end of
+        a small WAL record written now (right after a WAL segment switch the insert position
+        lies past the next page's header, which no replay reaches until more WAL comes)."""
+        with psycopg.connect(self.primary.url, autocommit=True) as c:
+            return c.execute("SELECT pg_logical_emit_message(false, 'splitbrain', 'head')::text"
+                             ).fetchone()[0]
+
+    def heal(self) -> None:
+        """Every running standby replays again, without delay (between tests)."""
+        for s in self.standbys:
+            if not s.promoted:
+                s.set_apply_delay(0)
+                s.resume_replay()
+
+    def close(self) -> None:
+        for s in self.standbys:
+            s.close()
+        if self.primary is not None:
+            self.primary.close()
+
+
+def caught_up(cluster: Cluster, standbys: list[Standby] | None = None, timeout: float = 20.0) -> None:
+    """Wait until each standby (default: every one not promoted) has replayed all the primary
+    had written when the wait began."""
+    head = cluster.head()
+    for s in standbys if standbys is not None else [s for s in cluster.standbys if not s.promoted]:
+        deadline = time.monotonic() + timeout
+        with psycopg.connect(s.admin_url, autocommit=True) as c:
+            while not c.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn",
+                                (head,)).fetchone()[0]:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{s.name} did not catch up within {timeout:g} s")
+                time.sleep(0.002)
+
+
+def make_table(cluster: Cluster, table: str) -> str:
+    """A fresh table on the primary the ``app`` role may read and write; every standby (not
+    promoted) has it before this returns."""
+    t = sql.Identifier(table)
+    with psycopg.connect(cluster.primary.url, autocommit=True) as c:
+        c.execute(sql.SQL(
+            "CREATE SEQUENCE {seq};"
+            "CREATE TABLE {t} (key text PRIMARY KEY, value text NOT NULL, version bigint NOT NULL);"
+            "CREATE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "NEW.version := nextval({seqname}); RETURN NEW; END $$;"
+            "CREATE TRIGGER versioned BEFORE INSERT OR UPDATE ON {t} "
+            "FOR EACH ROW EXECUTE FUNCTION {fn}();"
+            "GRANT SELECT, INSERT, UPDATE ON {t} TO {role};"
+            "GRANT USAGE ON SEQUENCE {seq} TO {role};").format(
+                t=t, seq=sql.Identifier(f"{table}_version"),
+                seqname=sql.Literal(f"{table}_version"), fn=sql.Identifier(f"{table}_bump"),
+                role=sql.Identifier(APP_ROLE)))
+    caught_up(cluster)
+    return table
+
+
+def other_write(cluster: Cluster, history: Any, table: str, key: str, value: str) -> None:
+    """Another user's write of ``key`` on the primary, recorded as session ``other``'s put."""
+    inv = history.invoke("other", "put", call_value(["other", key, value]))
+    with psycopg.connect(cluster.primary.url, autocommit=True) as c:
+        c.execute(sql.SQL("INSERT INTO {} (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE "
+                          "SET value = excluded.value").format(sql.Identifier(table)), (key, value))
+    history.complete(inv, "ok", None)
+
+
+def snapshot(cluster: Cluster, table: str, standbys: list[Standby] | None = None) -> dict[str, dict]:
+    """What each standby really holds now: ``{standby name: {key: value}}``."""
+    out = {}
+    for s in standbys if standbys is not None else cluster.standbys:
+        with psycopg.connect(s.admin_url, autocommit=True) as c:
+            rows = c.execute(sql.SQL("SELECT key, value FROM {}").format(sql.Identifier(table)))
+            out[s.name] = dict(rows.fetchall())
+    return out
+
+
+@dataclass
+class App:
+    """One application server: a worker running the learner's ``SessionStore``."""
+
+    name: str
+    worker: Any
+    store: Any
+
+    def put(self, session: str, key: str, value: str) -> Any:
+        return self.store.put(session, key, value)
+
+    def get(self, session: str, key: str) -> Any:
+        return self.store.get(session, key)
+
+
+def app(spawn: Any, cluster: Cluster, table: str, name: str = "app",
+        standbys: list[Standby] | None = None, max_wait_ms: int = 50) -> App:
+    """Start a worker whose ``SessionStore`` writes to the primary and may read from
+    ``standbys`` (default: the cluster's)."""
+    from splitbrain.sandbox import Ref
+    w = spawn(name=name)
+    store = w.new(COMPONENT_CLASS, Ref("rig.world:connect", url=cluster.app_primary_url),
+                  [Ref("rig.world:connect", url=u) for u in cluster.app_standby_urls(standbys)],
+                  table, max_wait_ms=max_wait_ms, clock=Ref("clock"))
+    return App(name, w, store)
+
+
+class Window:
+    """A stretch of the run in which the grader knows what each standby holds (replay paused):
+    ``with Window(history) as win: ...; win.close(snap)``. ``as_dict()`` is what
+    :func:`rig.checkers.check_primary_reads` takes."""
+
+    def __init__(self, history: Any) -> None:
+        self.history = history
+        self.start = history.now()
+        self.end: float | None = None
+        self.standbys: dict[str, dict] = {}
+
+    def close(self, standbys: dict[str, dict]) -> dict:
+        self.end = self.history.now()
+        self.standbys = standbys
+        return self.as_dict()
+
+    def as_dict(self) -> dict:
+        return {"start": self.start, "end": self.end, "standbys": self.standbys}
