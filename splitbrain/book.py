@@ -405,7 +405,7 @@ def gen_files() -> None:
 # put in at every build.
 TABLE_BEGIN = "<!-- labs table: generated from labs/*/lab.toml by `splitbrain book --tables` -->"
 TABLE_END = "<!-- end of the labs table -->"
-_ANOMALY = re.compile(r"`([a-z0-9]+(?:-[a-z0-9]+)+)`")
+_ANOMALY = re.compile(r"`([a-z0-9]+(?:-[a-z0-9]+)*)`")
 
 
 def readme_table(labs: list[LabInfo]) -> str:
