@@ -116,6 +116,7 @@ def _nav(page: Path) -> list[str]:
             re.findall(r'class="md-nav__link[^"]*"[^>]*>(.*?)</(?:a|label)>', nav, re.S)]
 
 
+@pytest.mark.slow
 def test_a_lab_added_appears_in_the_book_and_a_lab_removed_leaves_nothing(tmp_path):
     root = _project(tmp_path)
     fixture = _fixture_lab(root)

@@ -19,6 +19,7 @@ def sb(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout, env={**os.environ, "COLUMNS": "250"}, cwd=ROOT)
 
 
+@pytest.mark.slow
 def test_up_status_down(isolated_home):
     up = sb("up")
     assert up.returncode == 0, up.stderr

@@ -42,6 +42,7 @@ def make_lab(tmp_path: Path) -> Path:
     return lab
 
 
+@pytest.mark.slow
 def test_statuses_points_and_infra_errors(tmp_path, monkeypatch):
     lab = load_lab(make_lab(tmp_path), tmp_path)
     monkeypatch.setenv("SPLITBRAIN_ROOT", str(tmp_path))
