@@ -3,6 +3,8 @@ errors (retried, never charged), default points, and a missing lab."""
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from splitbrain.grading.runner import grade_submission
 from splitbrain.lab import load_lab
 
