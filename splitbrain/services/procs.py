@@ -308,4 +308,7 @@ def stop_pid(pid: int, started: str | None, sig: int = signal.SIGTERM, timeout: 
         return True
     send(victims, signal.SIGKILL)
     kill_tree(pid, 5.0)
+    # a descendant in a session of its own is no longer in pid's tree once pid is gone: wait for
+    # the ones found first too, so that none is still dying when this returns
+    wait_until(lambda: not any(running(v) for v in victims), 5.0)
     return True
