@@ -44,22 +44,6 @@ def _did_not_run(result) -> str | None:
     return None
 
 
-def _one_per_learner(args: list[str], lab) -> list[str | Path]:
-    """The files a batch grades, one per learner (see :func:`_read`); a flat folder is given as
-    is. Archives and learners that cannot be graded are left to :func:`_read`."""
-    import tempfile
-    out: list[str | Path] = []
-    for arg in args:
-        top = Path(arg)
-        if not top.is_dir() or any(q.is_file() and q.suffix in (".py", ".ipynb")
-                                   for q in top.iterdir()):
-            out.append(arg)
-            continue
-        with tempfile.TemporaryDirectory() as tmp:
-            out += [s.path for s in _read([arg], lab, Path(tmp)) if s.path is not None]
-    return out or list(args)
-
-
 def _read(args: list[str], lab, unpack_dir: Path):
     """The batch as handed in (folders, archives, one folder per learner): each learner's
     component once, and a note on stderr for what was left out."""
