@@ -31,6 +31,21 @@ def test_namespace_role_owns_its_database_and_nothing_else(services, ns):
         other.drop()
 
 
+def test_a_labs_schema_is_applied_as_the_admin_and_granted_to_the_learner(ns):
+    assert ns.pg_role == ns.name
+    schema = ("CREATE TABLE IF NOT EXISTS t (id bigserial PRIMARY KEY, x int);"
+              "CREATE TABLE IF NOT EXISTS secret (x int);")
+    ns.apply_schema(schema)
+    ns.apply_schema(schema)                               # idempotent, as labs apply it per test
+    with psycopg.connect(ns.pg_url, autocommit=True) as c:
+        assert c.execute("insert into t (x) values (1) returning id").fetchone() == (1,)
+        assert c.execute("select count(*) from secret").fetchone() == (0,)
+    ns.apply_schema("CREATE TABLE narrow (x int);", grant_all=False)
+    with psycopg.connect(ns.pg_url, autocommit=True) as c, \
+            pytest.raises(psycopg.errors.InsufficientPrivilege):
+        c.execute("select * from narrow")
+
+
 def test_redis_acl_user_can_do_what_labs_need(ns):
     assert ns.redis_acl, ns.redis_acl_reason
     r = redis.Redis.from_url(ns.redis_url)

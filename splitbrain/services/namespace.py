@@ -62,6 +62,33 @@ class Namespace:
         self.groups.add(g)
         return g
 
+    @property
+    def pg_role(self) -> str | None:
+        """The learner's Postgres role, or None where the learner's URL is the admin's own (a
+        backend without per-test roles): the role a lab grants its tables to."""
+        from psycopg.conninfo import conninfo_to_dict
+        if not self.pg_url or not self.pg_admin_url:
+            return None
+        role = conninfo_to_dict(self.pg_url).get("user")
+        return role if role and role != conninfo_to_dict(self.pg_admin_url).get("user") else None
+
+    def apply_schema(self, sql_text: str, grant_all: bool = True) -> None:
+        """Run a lab's schema (``sql_text``, idempotent DDL) as the admin in this namespace's
+        database; with ``grant_all``, let the learner's role read and write every table and use
+        every sequence in schema ``public`` (a lab that grants less does its own grants, to
+        :attr:`pg_role`)."""
+        import psycopg
+        from psycopg import sql
+        with psycopg.connect(self.pg_admin_url, autocommit=True) as conn:
+            conn.execute(sql_text)
+            role = self.pg_role
+            if grant_all and role:
+                r = sql.Identifier(role)
+                conn.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN "
+                                     "SCHEMA public TO {}").format(r))
+                conn.execute(sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public "
+                                     "TO {}").format(r))
+
     def drop(self) -> None:
         """Remove the database, role, keys, ACL user, topics and groups. Idempotent."""
         if self.dropped:

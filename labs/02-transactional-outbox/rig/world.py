@@ -32,8 +32,6 @@ from typing import Any, Callable, Iterable
 
 import psycopg
 import pytest
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 
 from rig import faults as _faults  # noqa: F401  (registers "redeliver" for a notebook)
 from rig.checkers import (SLACK_S, OrderTruth, check_available, check_projection, check_prompt,
@@ -53,14 +51,7 @@ def schema_path() -> Path:
 
 def prepare(ns: Any) -> None:
     """Apply schema.sql to the namespace's database and let the learner's role use every table."""
-    role = conninfo_to_dict(ns.pg_url).get("user")
-    with psycopg.connect(ns.pg_admin_url, autocommit=True) as conn:
-        conn.execute(schema_path().read_text())
-        if role and role != conninfo_to_dict(ns.pg_admin_url).get("user"):
-            conn.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "
-                                 "public TO {}").format(sql.Identifier(role)))
-            conn.execute(sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {}")
-                         .format(sql.Identifier(role)))
+    ns.apply_schema(schema_path().read_text())
 
 
 @dataclass
