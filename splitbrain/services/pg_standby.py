@@ -89,7 +89,17 @@ class StandbyMixin:
         return float(v) if v is not None else float("inf")
 
     def wait_caught_up(self, timeout: float = 30.0) -> bool:
-        return procs.wait_until(lambda: self.lag_bytes() <= 0, timeout)
+        """Wait until this standby has replayed everything the primary wrote before the call.
+        The primary first writes a marker (a logical message, in a transaction of its own, so it
+        is flushed): the insert position it reports can lie past a page or segment header that
+        no record reaches until the next write, and comparing with it can wait for seconds on an
+        idle primary."""
+        with self.primary.connect() as p:
+            mark = p.execute("select pg_logical_emit_message(true, 'splitbrain', 'caught-up?')"
+                             "::text").fetchone()[0]
+        return procs.wait_until(
+            lambda: self._one("select coalesce(pg_last_wal_replay_lsn() > %s::pg_lsn, false)",
+                              (mark,)), timeout)
 
     def promote(self, timeout: float = 30.0) -> None:
         """End recovery: the standby becomes a primary that accepts writes."""
