@@ -13,6 +13,7 @@ The rig is imported inside the fixtures: pytest imports this conftest before the
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -70,6 +71,23 @@ class World:
     def caught_up(self, standbys=None):
         from rig.world import caught_up
         caught_up(self.cluster, standbys)
+
+    def replayed(self, standby):
+        """Wait until ``standby`` has replayed all it received (after a ``stream-cut``)."""
+        from rig.world import replayed_received
+        replayed_received(standby)
+
+    def wait_asked(self, standby, read, timeout=10.0):
+        """Send ``read`` (a callable that sends a get and returns its Future), then wait until the
+        application has asked ``standby`` something since (it has seen where the standby is) or
+        the read is done. Returns the Future."""
+        from rig.world import asked_since, standby_now
+        since = standby_now(standby)
+        fut = read()
+        deadline = time.monotonic() + timeout
+        while not (fut.done() or asked_since(standby, since)) and time.monotonic() < deadline:
+            time.sleep(0.002)
+        return fut
 
     def window(self):
         from rig.world import Window

@@ -14,6 +14,11 @@ notebook.
   the history as a ``put`` of session ``other``.
 * :func:`snapshot` reads what every standby really holds (the grader's own view), and
   :func:`caught_up` waits until every running standby has replayed all the primary wrote.
+* :meth:`Standby.cut_stream` freezes a standby's WAL receiver once it has received all the primary
+  wrote (the lab's ``stream-cut`` fault, ``rig.faults``): it keeps, and replays, what it has, and
+  receives nothing written after the cut. :func:`replayed_received` waits until it has replayed
+  all it received; :func:`asked_since` tells whether the application has asked a standby
+  anything since a moment (:func:`standby_now`), so a test can act once a read is waiting.
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from splitbrain.faults import process
 from splitbrain.history import call_value
 
 APP_ROLE = "app"
@@ -44,6 +50,8 @@ class Standby:
     name: str
     server: Any
     promoted: bool = False
+    _receiver: int | None = None        # the frozen WAL receiver's pid (cut_stream)
+    cut_at: str | None = None           # a position it had received when the stream was cut
 
     @property
     def admin_url(self) -> str:
@@ -67,11 +75,37 @@ class Standby:
         self.promoted = True
         self.server.promote()
 
+    def restart(self) -> None:
+        """Stop the server and start it again (the ``restart`` fault): every connection to it
+        breaks; a promoted standby comes back as a primary of its own, with no replay position."""
+        self.server.restart()
+
+    def cut_stream(self, timeout: float = 20.0) -> None:
+        """Once this standby has received all the primary has written, freeze its WAL receiver
+        (SIGSTOP): it receives nothing written after this, and replays what it has."""
+        if self._receiver is not None:
+            return
+        head = _head(self.server.primary.url)
+        with psycopg.connect(self.admin_url, autocommit=True, connect_timeout=5) as c:
+            _wait(lambda: c.execute("SELECT pg_last_wal_receive_lsn() >= %s::pg_lsn",
+                                    (head,)).fetchone()[0], timeout,
+                  f"{self.name} did not receive the primary's WAL")
+            (pid,) = c.execute("SELECT pid FROM pg_stat_wal_receiver").fetchone()
+        process.pause(pid)
+        self._receiver, self.cut_at = pid, head
+
+    def restore_stream(self) -> None:
+        """The WAL receiver runs again: the standby receives what it missed."""
+        pid, self._receiver = self._receiver, None
+        if pid is not None and process.alive(pid):     # else gone with its server
+            process.resume(pid)
+
     def replay_lsn(self) -> str | None:
         with psycopg.connect(self.admin_url, autocommit=True, connect_timeout=5) as c:
             return c.execute("SELECT pg_last_wal_replay_lsn()::text").fetchone()[0]
 
     def close(self) -> None:
+        self.restore_stream()
         self.server.close()
 
 
@@ -113,13 +147,12 @@ class Cluster:
         """A position every standby must replay to have all the primary wrote so far: the end of
         a small WAL record written now (right after a WAL segment switch the insert position
         lies past the next page's header, which no replay reaches until more WAL comes)."""
-        with psycopg.connect(self.primary.url, autocommit=True) as c:
-            return c.execute("SELECT pg_logical_emit_message(false, 'splitbrain', 'head')::text"
-                             ).fetchone()[0]
+        return _head(self.primary.url)
 
     def heal(self) -> None:
-        """Every running standby replays again, without delay (between tests)."""
+        """Every running standby receives and replays again, without delay (between tests)."""
         for s in self.standbys:
+            s.restore_stream()
             if not s.promoted:
                 s.set_apply_delay(0)
                 s.resume_replay()
@@ -131,18 +164,51 @@ class Cluster:
             self.primary.close()
 
 
+def _head(primary_url: str) -> str:
+    with psycopg.connect(primary_url, autocommit=True) as c:
+        return c.execute("SELECT pg_logical_emit_message(false, 'splitbrain', 'head')::text"
+                         ).fetchone()[0]
+
+
+def _wait(ok: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not ok():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} within {timeout:g} s")
+        time.sleep(0.002)
+
+
+def replayed_received(standby: Standby, timeout: float = 20.0) -> None:
+    """Wait until ``standby``, its stream cut, has replayed all the primary had written when
+    the cut came (replay running)."""
+    with psycopg.connect(standby.admin_url, autocommit=True, connect_timeout=5) as c:
+        _wait(lambda: c.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn",
+                                (standby.cut_at,)).fetchone()[0], timeout,
+              f"{standby.name} did not replay what it received")
+
+
+def standby_now(standby: Standby) -> Any:
+    """The standby's clock now (a moment to pass to :func:`asked_since`)."""
+    with psycopg.connect(standby.admin_url, autocommit=True, connect_timeout=5) as c:
+        return c.execute("SELECT clock_timestamp()").fetchone()[0]
+
+
+def asked_since(standby: Standby, since: Any) -> bool:
+    """Whether the application has asked ``standby`` something since ``since``: a query of the
+    ``app`` role that began then or later and has finished."""
+    with psycopg.connect(standby.admin_url, autocommit=True, connect_timeout=5) as c:
+        return c.execute("SELECT count(*) > 0 FROM pg_stat_activity WHERE usename = %s AND "
+                         "state = 'idle' AND query_start >= %s", (APP_ROLE, since)).fetchone()[0]
+
+
 def caught_up(cluster: Cluster, standbys: list[Standby] | None = None, timeout: float = 20.0) -> None:
     """Wait until each standby (default: every one not promoted) has replayed all the primary
     had written when the wait began."""
     head = cluster.head()
     for s in standbys if standbys is not None else [s for s in cluster.standbys if not s.promoted]:
-        deadline = time.monotonic() + timeout
         with psycopg.connect(s.admin_url, autocommit=True) as c:
-            while not c.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn",
-                                (head,)).fetchone()[0]:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{s.name} did not catch up within {timeout:g} s")
-                time.sleep(0.002)
+            _wait(lambda: c.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn",
+                                    (head,)).fetchone()[0], timeout, f"{s.name} did not catch up")
 
 
 def make_table(cluster: Cluster, table: str) -> str:
@@ -198,6 +264,10 @@ class App:
 
     def get(self, session: str, key: str) -> Any:
         return self.store.get(session, key)
+
+    def get_async(self, session: str, key: str) -> Any:
+        """Send the get and return a Future at once (the test acts while the read runs)."""
+        return self.store.get.async_(session, key)
 
 
 def app(spawn: Any, cluster: Cluster, table: str, name: str = "app",
