@@ -29,8 +29,14 @@ HINTS = {
                      "value must expire on its own, ttl_ms after it was computed: do not extend "
                      "it when it is read.",
     "slow-caller": "A caller waited too long. A waiter must be served the holder's value as "
-                   "soon as it is written, and a lease must run out by itself (PX) when its "
-                   "holder dies.",
+                   "soon as it is written, a lease must run out by itself (PX) when its "
+                   "holder dies, and a holder that gives up must let go of its lease at once.",
+    "hot-key-expired": "A key read all the time expired, and its readers waited for its "
+                       "recomputation. Refresh it early instead, with a probability that grows "
+                       "as its expiry nears (XFetch): one caller recomputes while the others "
+                       "keep serving the value they have.",
+    "retry-budget": "A get() that gave up did not make exactly `attempts` tries: that is its "
+                    "retry budget, no more and no fewer.",
 }
 
 
@@ -62,12 +68,14 @@ class World:
         w = [x for x in self.history.fault_windows([fault])][-1]
         return (w.start, w.end if w.end is not None else self.history.now())
 
-    def judge(self, storms=(), expiry=None):
+    def judge(self, storms=(), expiry=None, hot=(), handover=None, holding=None):
         from rig.checkers import judge
-        return judge(self.history, self.calls(), storms=storms, expiry=expiry)
+        return judge(self.history, self.calls(), storms=storms, expiry=expiry, hot=hot,
+                     handover=handover, holding=holding)
 
-    def expect(self, hint=None, *, lesson=None, storms=(), expiry=None, context=""):
-        v = self.judge(storms, expiry)
+    def expect(self, hint=None, *, lesson=None, storms=(), expiry=None, hot=(), handover=None,
+               holding=None, context=""):
+        v = self.judge(storms, expiry, hot, handover, holding)
         if not v.ok:
             kinds = [a.kind for a in v.anomalies]
             if not (hint and (lesson is None or lesson in kinds)):

@@ -15,7 +15,7 @@ KEYS = ["x", "y", "z"]
 
 
 @pytest.mark.explore
-@pytest.mark.points(15)
+@pytest.mark.points(10)
 @pytest.mark.faults("concurrency")   # origin-down is drawn by the seed: not every run has it
 def test_07_random_outages_of_the_origin_under_load(world, nemesis, history, seed):
     rng = random.Random(seed)

@@ -1,14 +1,19 @@
 """Lab 08 hidden tests, the retry policy's side: the origin down for a window while six callers
-need it, then back; the cache's Redis killed and started again, empty, while six clients read.
+need it, then back; the cache's Redis killed and started again, empty, while six clients read;
+the origin down for longer than a caller's retry budget while others wait for its key, and while
+a caller refreshes early a key it has cached.
 
 The grader sees every try itself: the origin writes down each call it receives, down or not, and
 each client reaches the private Redis through its own door, which writes down every connection
 (``rig.world.CacheStore``). The verdict judges those, not what the clients say."""
+import time
+
 import pytest
 from rig.checkers import origin_attempts
 from rig.world import Readers, outcome, wait_for
 
 DOWN_S = 0.7        # how long a dependency stays down
+BUDGET = 6          # test_08's retry budget (attempts): its holder gives up within a second
 
 
 @pytest.mark.points(15)
@@ -62,3 +67,45 @@ def test_06_a_redis_restart_brings_no_reconnect_flood_and_no_stampede(world, nem
                  "together. Back off with full jitter before every retry toward Redis too, and "
                  "let the lease decide who recomputes.", lesson="retry-storm",
                  storms=[(store.attempts(), world.window("restart"), "Redis")])
+
+
+def _tries(world, client, key):
+    return sum(1 for c in world.calls() if c.client == client and c.key == key and not c.ok)
+
+
+def _read_until_refreshed(world, client, key, timeout=10.0):
+    """``client`` reads ``key`` again and again until one of its gets tries the origin (an early
+    refresh, since the key is cached): the moment is the get's, not a sleep's."""
+    deadline = time.monotonic() + timeout
+    while not _tries(world, client.name, key):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{client.name} never refreshed {key!r} it kept reading")
+        outcome(client.get_async(key))
+
+
+@pytest.mark.points(10)
+@pytest.mark.faults("origin-down")
+def test_08_a_caller_that_gives_up_makes_its_budget_of_tries_and_hands_the_key_over(world,
+                                                                                    nemesis):
+    cs = world.clients(4, attempts=BUDGET)
+    holder, waiters, reader = cs[0], cs[1:3], cs[3]
+    outcome(reader.get_async("hot"))                     # a key cached before the outage
+    down = nemesis.inject("origin-down", world.origin)
+    first = holder.get_async("cold")
+    wait_for(lambda: _tries(world, holder.name, "cold"), timeout=10,
+             why="the first caller never called the origin")
+    futs = [w.get_async("cold") for w in waiters]        # the others wait for its value ...
+    _read_until_refreshed(world, reader, "hot")          # (a refresh that finds the origin down)
+    outcome(first, timeout=10)                           # ... it gives up after its budget ...
+    wait_for(lambda: any(_tries(world, w.name, "cold") for w in waiters), timeout=10,
+             why="no waiting caller took the key over")  # ... and one of them takes over
+    down.heal()
+    for f in futs:
+        outcome(f)
+    world.expect("The origin stayed down for longer than a caller's retry budget while two "
+                 "others waited for its key. The caller must make exactly `attempts` tries, then "
+                 "give up and let go of its lease (compare-and-delete), so that a waiting caller "
+                 "takes the key over at once rather than when the lease runs out. A caller whose "
+                 "early refresh fails serves the value it has.",
+                 lesson="retry-budget", handover=(holder.name, "cold", BUDGET),
+                 holding=(reader.name, "hot"))

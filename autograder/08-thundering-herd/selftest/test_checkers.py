@@ -3,8 +3,11 @@ guarantee, held and broken."""
 from rig.checkers import (
     Bounds,
     check_expiry_wave,
+    check_handover,
+    check_hot_expiry,
     check_latency,
     check_retry_storm,
+    check_served_while_down,
     check_stale,
     check_stampede,
     judge,
@@ -184,3 +187,74 @@ def test_a_key_recomputed_on_every_read_is_a_stampede_one_after_the_other():
     assert v.kinds() == ["stampede"] and v.anomalies[0].data["allowed"] < 20
     per_ttl = [call(i, "k", "a", i * 0.45, i * 0.45 + 0.06) for i in range(4)]
     assert check_stampede(h, per_ttl).ok
+
+
+def hot_reads(held, refreshes=2):
+    """A hot key filled by a (0 to 0.06 s) and recomputed by a every 0.5 s, while b and c read
+    it; ``held``: b's and c's reads during the first ``held`` recomputations wait for their end."""
+    steps = get(0.0, 0.061, "a", "hot", "hot@v0")
+    calls = [call(1, "hot", "a", 0.0, 0.06)]
+    for p in "bc":
+        steps += get(0.01, 0.062, p, "hot", "hot@v0")                  # waited for the fill
+    for i in range(refreshes):
+        t = 0.5 * (i + 1)
+        steps += get(t, t + 0.061, "a", "hot", "hot@v0")
+        calls.append(call(i + 2, "hot", "a", t, t + 0.06))
+        for p in "bc":
+            steps += get(t + 0.005, t + (0.062 if i < held else 0.006), p, "hot", "hot@v0")
+    return build(sorted(steps, key=lambda s: s[0])), calls
+
+
+def test_readers_waiting_through_refreshes_of_a_hot_key_is_a_key_expired_under_load():
+    h, calls = hot_reads(held=2)
+    v = check_hot_expiry(h, calls, ["hot"])
+    assert v.kinds() == ["hot-key-expired"] and v.anomalies[0].data["waiting"] == ["b", "c"]
+    assert check_hot_expiry(h, calls, ["other"]).ok
+    assert judge(h, calls, hot=["hot"]).kinds() == ["hot-key-expired"]
+
+
+def test_readers_served_the_old_value_during_a_refresh_and_waiting_for_the_fill_are_fine():
+    h, calls = hot_reads(held=0)
+    assert check_hot_expiry(h, calls, ["hot"]).ok
+    h, calls = hot_reads(held=1)                 # one stall of every reader is not an expiry
+    assert check_hot_expiry(h, calls, ["hot"]).ok
+
+
+def handover(tries, gap):
+    steps = fault(0.0, 2.0, "origin-down", "origin") + \
+        get(0.0, 0.5, "a", "k", {"error": "ConnectionError"}, "fail") + \
+        get(0.01, 2.1, "b", "k", "k@v0")
+    last = 0.45
+    calls = [call(i, "k", "a", last - (tries - 1 - i) * 0.05, last - (tries - 1 - i) * 0.05 + 0.001,
+                  ok=False) for i in range(tries)]
+    calls.append(call(tries, "k", "b", last + gap, last + gap + 0.001, ok=False))
+    calls.append(call(tries + 1, "k", "b", 2.0, 2.06))
+    return build(sorted(steps, key=lambda s: s[0])), calls
+
+
+def test_a_caller_that_gives_up_after_its_budget_and_hands_over_at_once_is_valid():
+    h, calls = handover(6, 0.012)
+    assert check_handover(h, calls, "a", "k", 6).ok
+    assert judge(h, calls, handover=("a", "k", 6)).ok
+
+
+def test_a_caller_giving_up_before_or_after_its_budget_breaks_the_retry_budget():
+    for tries in (5, 7):
+        h, calls = handover(tries, 0.012)
+        v = check_handover(h, calls, "a", "k", 6)
+        assert v.kinds() == ["retry-budget"] and v.anomalies[0].data["tries"] == tries
+
+
+def test_waiters_held_until_the_lease_of_a_caller_that_gave_up_runs_out_are_slow_callers():
+    h, calls = handover(6, Bounds().lease_s - 0.01)
+    assert check_handover(h, calls, "a", "k", 6).kinds() == ["slow-caller"]
+
+
+def test_a_caller_failing_on_a_key_it_had_cached_is_a_slow_caller():
+    steps = fault(0.0, 2.0, "origin-down", "origin") + get(0.1, 0.101, "d", "hot", "hot@v0") + \
+        get(0.2, 0.9, "d", "hot", {"error": "ConnectionError"}, "fail") + \
+        get(0.2, 0.9, "a", "cold", {"error": "ConnectionError"}, "fail")
+    h = build(sorted(steps, key=lambda s: s[0]))
+    assert check_served_while_down(h, "d", "hot").kinds() == ["slow-caller"]
+    assert check_served_while_down(h, "a", "hot").ok
+    assert check_served_while_down(h, "d", "cold").ok

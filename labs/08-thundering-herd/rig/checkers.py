@@ -10,7 +10,13 @@ of every call it served (:class:`rig.world.Call`), never over what a cache repor
 * ``stale-forever``: a get() served a value older than the source had for longer than a TTL, or
   one the origin never produced. :func:`check_stale`.
 * ``slow-caller``: a get() took longer than the bound, or got no value while nothing was down.
-  :func:`check_latency`.
+  :func:`check_latency`; or its callers waited on behind the lease of a caller that had given up
+  (:func:`check_handover`); or a caller that had the key cached failed while its early refresh
+  could not reach the origin (:func:`check_served_while_down`).
+* ``hot-key-expired``: a key read all the time expired, and its readers waited through its
+  recomputation instead of being served the value they had. :func:`check_hot_expiry`.
+* ``retry-budget``: a get() that gave up did not make exactly its budget of tries.
+  :func:`check_handover`.
 
 :func:`judge` runs every one of them and returns one verdict.
 """
@@ -194,6 +200,86 @@ def check_retry_storm(history: Any, attempts: dict[str, Sequence[float]], window
                    attempts={c: len(ts) for c, ts in per.items()})
 
 
+def check_hot_expiry(history: Any, calls: Sequence[Any], keys: Iterable[str],
+                     bounds: Bounds = Bounds()) -> Verdict:
+    """A key read all the time is refreshed before it expires: while the origin recomputes a
+    key that was already cached (any computation after its first), its other readers are served
+    the value they have. Two or more other clients' gets that each began before a quarter of the
+    computation had passed, and returned only after it ended, waited through it; when that
+    happens at two refreshes or more (a key that expires does so once per TTL; a machine that
+    stalls every process for a moment is not a key that expired), the key expired under load."""
+    keys = set(keys)
+    ops = [op for op in gets(history) if op.arg(0, "key") in keys]
+    by_key: dict[str, list[Any]] = {}
+    for c in sorted(calls, key=lambda c: c.start):
+        if c.ok and c.key in keys:
+            by_key.setdefault(c.key, []).append(c)
+    out, worst = [], 0
+    for key, cs in sorted(by_key.items()):
+        waits = []
+        for c in cs[1:]:
+            held = [op for op in ops if op.arg(0, "key") == key and op.process != c.client
+                    and cs[0].end <= op.start <= c.start + bounds.cost_s / 4
+                    and (op.end if op.end is not None else math.inf) >= c.end]
+            clients = sorted({op.process for op in held})
+            worst = max(worst, len(clients))
+            if len(clients) >= 2:
+                waits.append((c, clients, held))
+        if len(waits) >= 2:
+            c, clients, _ = waits[-1]
+            out.append(Anomaly("hot-key-expired", (
+                f"{key!r} was read all the time, yet {len(waits)} times its readers waited "
+                f"through a recomputation of it (the last: {', '.join(clients)} waited "
+                f"{c.end - c.start:.3f} s for {c.client}'s): the key expired under load. Refresh "
+                f"a hot key before it expires (XFetch), so its readers keep being served the "
+                f"value they have"),
+                tuple(sorted({e for _, _, held in waits for op in held for e in op.events})),
+                {"key": key, "waiting": clients, "refreshes": len(waits)}))
+    return verdict("hot-key-expired", out, most_waiting=worst)
+
+
+def check_handover(history: Any, calls: Sequence[Any], holder: str, key: str, budget: int,
+                   bounds: Bounds = Bounds()) -> Verdict:
+    """``holder`` computed ``key`` while the origin was down, and gave up, while others waited
+    for the key. It must have made exactly ``budget`` tries (its retry budget: no more, and no
+    fewer), and let go of its lease: the next try of the key, by one of the others, comes within
+    half a lease of its last, not when the lease runs out."""
+    ops, out = gets(history), []
+    mine = sorted(c.start for c in calls if c.client == holder and c.key == key and not c.ok)
+    if len(mine) != budget:
+        out.append(Anomaly("retry-budget", (
+            f"{holder}'s get({key!r}) tried the origin {len(mine)} times while it was down; its "
+            f"budget is {budget} tries: no more (they add load to a struggling service), and no "
+            f"fewer (a get() that gives up early fails a caller its budget would have served)"),
+            tuple(_covering(ops, holder, mine[-1])) if mine else (),
+            {"client": holder, "tries": len(mine), "budget": budget}))
+    if mine:
+        nxt = [c for c in calls if c.key == key and c.client != holder and c.start > mine[-1]]
+        gap = min((c.start for c in nxt), default=math.inf) - mine[-1]
+        if gap > bounds.lease_s / 2:
+            first = min(nxt, key=lambda c: c.start) if nxt else None
+            out.append(Anomaly("slow-caller", (
+                f"{holder} gave up on {key!r}, and the callers waiting for it tried the origin "
+                + (f"only {gap:.3f} s later" if first else "never")
+                + ": a caller that gives up must let go of its lease (compare-and-delete), so "
+                  "that one of them takes over at once"),
+                tuple(_covering(ops, first.client, first.start)) if first else (),
+                {"key": key, "gap_s": gap}))
+    return verdict("handover", out, tries=len(mine))
+
+
+def check_served_while_down(history: Any, client: str, key: str) -> Verdict:
+    """``client`` had ``key`` cached and kept reading it while the origin was down: every one of
+    its gets returns a value, the cached one while its early refresh fails."""
+    failed = [op for op in gets(history) if op.process == client and op.arg(0, "key") == key
+              and op.complete is not None and op.type != "ok"]
+    out = [Anomaly("slow-caller", (
+        f"{client}'s get({key!r}) failed ({failed[0].result!r}) although {client} had the key "
+        f"cached: when an early refresh cannot reach the origin, serve the value you have"),
+        tuple(failed[0].events), {"key": key, "failed": len(failed)})] if failed else []
+    return verdict("served-while-down", out, failed=len(failed))
+
+
 def _version(value: Any) -> tuple[str, int] | None:
     if not isinstance(value, str) or "@v" not in value:
         return None
@@ -268,16 +354,26 @@ def check_latency(history: Any, bounds: Bounds = Bounds()) -> Verdict:
 
 def judge(history: Any, calls: Sequence[Any], bounds: Bounds = Bounds(), *,
           storms: Sequence[tuple[dict[str, Sequence[float]], tuple[float, float], str]] = (),
-          expiry: tuple[Iterable[str], float] | None = None) -> Verdict:
+          expiry: tuple[Iterable[str], float] | None = None, hot: Iterable[str] = (),
+          handover: tuple[str, str, int] | None = None,
+          holding: tuple[str, str] | None = None) -> Verdict:
     """Every guarantee of lab.toml at once. ``storms``: (attempts per client, the outage's
     window, what was down) for each outage; ``expiry``: (keys filled together, when the fill
-    ended)."""
+    ended); ``hot``: keys read all the time; ``handover``: (the caller that gave up, its key,
+    its retry budget); ``holding``: (a caller, a key it had cached and read through an
+    outage)."""
     parts = [check_stampede(history, calls, bounds), check_stale(history, calls, bounds),
              check_latency(history, bounds)]
     for attempts, window, what in storms:
         parts.append(check_retry_storm(history, attempts, window, what, bounds))
     if expiry is not None:
         parts.append(check_expiry_wave(history, calls, expiry[0], expiry[1], bounds))
+    if hot:
+        parts.append(check_hot_expiry(history, calls, hot, bounds))
+    if handover is not None:
+        parts.append(check_handover(history, calls, *handover, bounds))
+    if holding is not None:
+        parts.append(check_served_while_down(history, *holding))
     anomalies = [a for v in parts for a in v.anomalies]
     return Verdict(not anomalies, tuple(anomalies), "herd",
                    {k: v for p in parts for k, v in p.stats.items()})
