@@ -77,7 +77,10 @@ def _run_pytest(lab: LabInfo, rundir: Path, targets: list[str], submission: Path
            "--sb-results", str(results), "--sb-artifacts", str(artifacts),
            *(["-k", select] if select else []), *(["-m", marks] if marks else []),
            *(["-x"] if stop_first else [])]
-    env = {**os.environ, "SPLITBRAIN_ROOT": str(lab.root), "PYTHONDONTWRITEBYTECODE": "1"}
+    # the grading's pytest takes no options or plugins from the caller's environment: a
+    # PYTEST_ADDOPTS (a --junitxml, a -x) would change how it runs, or fail it
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS")}
+    env.update(SPLITBRAIN_ROOT=str(lab.root), PYTHONDONTWRITEBYTECODE="1")
     try:
         proc = subprocess.run(cmd, cwd=rundir, env=env, capture_output=True, text=True,
                               timeout=timeout, start_new_session=True)

@@ -17,7 +17,8 @@ from typing import Any
 
 _GROUP = re.compile(r'<g id="(sb-[A-Za-z0-9_-]+)">')
 HOVER_STYLE = ('{root} g[id^="sb-op-"], {root} g[id^="sb-grp-"], {root} g[id^="sb-fault-"] '
-               '{{cursor: help}} {root} g[id^="text_"] {{pointer-events: none}} '
+               '{{cursor: help}} {root} g[id^="text_"], {root} g[id^="divider_"] '
+               '{{pointer-events: none}} '
                '{root} g[id^="sb-op-"]:hover > path, {root} g[id^="sb-grp-"]:hover > path '
                '{{stroke: #111111 !important; stroke-width: 2.5px !important; '
                'stroke-dasharray: none !important}}')

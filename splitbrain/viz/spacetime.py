@@ -166,7 +166,9 @@ def spacetime(history: History, verdict: Any = None, *, highlight: Iterable[int]
             if step >= 2.5:
                 for k in range(1, len(b.ops)):
                     x = b.x0 + k * step
-                    ax.plot([x, x], [top + 1, top + BAR - 1], color="white", lw=0.5, zorder=2)
+                    (line,) = ax.plot([x, x], [top + 1, top + BAR - 1], color="white",
+                                      lw=0.5, zorder=2)
+                    line.set_gid(f"divider_{b.gid}_{k}")  # the pointer goes through it
         if b.inside:
             text((b.x0 + b.x1) / 2, top + BAR / 2, b.inside, ha="center")
 
