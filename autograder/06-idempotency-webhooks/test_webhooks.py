@@ -54,8 +54,10 @@ def test_04_late_events_do_not_overwrite_newer_ones(world, nemesis, expect):
         for _ in range(3):
             world.send_all(world.order())
     late = world.order()
-    for e in (late[0], late[2], late[1]):   # shipped arrives before confirmed
-        world.send(e)
+    world.send(late[0])
+    world.send(late[2])                     # shipped arrives before confirmed ...
+    world.wait_applied(late[2])             # ... and is applied before confirmed arrives
+    world.send(late[1])
     expect(lesson="stale-overwrite")
 
 

@@ -155,6 +155,21 @@ class World:
         for e in events:
             self.send(e)
 
+    def wait_applied(self, event: Event, timeout: float = SETTLE_S) -> bool:
+        """Wait until the order holds ``event``'s version or a newer one (a receiver that
+        acknowledges first applies later): True once it does, False at the deadline."""
+        def applied() -> bool:
+            with psycopg.connect(self.admin_url, autocommit=True) as c:
+                row = c.execute("SELECT version FROM orders WHERE id = %s",
+                                (event.order,)).fetchone()
+            return row is not None and int(row[0]) >= event.version
+        end = time.monotonic() + timeout
+        while not applied():
+            if time.monotonic() >= end:
+                return False
+            time.sleep(0.01)
+        return True
+
     # -- settling and judging -------------------------------------------------------------------
     def tables(self) -> tuple[dict, list, list]:
         with psycopg.connect(self.admin_url, autocommit=True) as c:
