@@ -50,6 +50,20 @@ def test_broken_fails_with_the_taught_anomaly_solution_passes(grading_env, tmp_p
     assert good.full_marks and good.score == good.max_score == 30
 
 
+def test_the_callers_pytest_options_do_not_reach_a_grading(grading_env, tmp_path, monkeypatch):
+    """A PYTEST_ADDOPTS in the learner's or instructor's shell (here a report the grading cannot
+    write, and a stop at the first failure) changes nothing in a grade."""
+    lab = grading_env
+    monkeypatch.setenv("PYTEST_ADDOPTS", f"-x --junitxml={tmp_path}/no/such/dir/x.xml")
+    monkeypatch.setenv("PYTEST_PLUGINS", "no_such_plugin_module")
+    (tmp_path / "no").mkdir()
+    (tmp_path / "no").chmod(0o500)
+    r = grade_submission(lab, lab.component_path, seed=3, out_dir=tmp_path / "b")
+    # all three tests ran (-x would have stopped after test_02) and graded as without the options
+    assert r.error is None and [t.status for t in r.tests] == ["passed", "failed", "failed"]
+    assert r.score == 10
+
+
 @pytest.mark.slow
 def test_tests_dealt_to_two_processes_give_the_same_grade_in_the_same_order(grading_env, tmp_path):
     """`check` deals one grading's tests out to two pytest processes, one test function at a time
