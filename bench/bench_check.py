@@ -8,6 +8,10 @@ Targets: a check of labs 01, 04 and 05 <= 5 s median on 2 cores, of every lab <=
 
     python bench/bench_check.py                    every lab, 3 runs each
     python bench/bench_check.py 01 04 --runs 5     two labs
+    python bench/bench_check.py 04 --record        also write autograder/04-*/durations.json
+
+--record keeps the median duration of each test of the solution's gradings beside the lab's
+hidden tests: a grading reads it to deal the longest tests to different processes first.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ import time
 import psutil
 
 from splitbrain.grading.env import ensure_up
-from splitbrain.grading.runner import CHECK_JOBS, grade_submission
+from splitbrain.grading.runner import CHECK_JOBS, grade_submission, record_durations
 from splitbrain.lab import discover_labs, find_lab
 
 FAST = ("01-", "04-", "05-")   # labs whose check should take at most 5 s
@@ -77,15 +81,18 @@ def main() -> int:
     p.add_argument("labs", nargs="*", help="labs to time (default: every lab)")
     p.add_argument("--runs", type=int, default=3, help="gradings per component (default 3)")
     p.add_argument("--slowest", type=int, default=3, help="slowest tests shown per lab")
+    p.add_argument("--record", action="store_true",
+                   help="write each lab's durations.json from its solution's gradings")
     args = p.parse_args()
     labs = [find_lab(x) for x in args.labs] if args.labs else discover_labs()
     ensure_up(sorted({s for lab in labs for s in lab.services}))
     rows = []
     for lab in labs:
-        sol, brk, mems, last = [], [], [], None
+        sol, brk, mems, last, results = [], [], [], None, []
         for _ in range(args.runs):
             wall, last, mem = grade_once(lab, lab.solution_path)
             sol.append(wall)
+            results.append(last)
             mems.append(mem)
             brk.append(grade_once(lab, lab.component_path)[0])
         target = 5.0 if lab.slug.startswith(FAST) else 10.0
@@ -95,6 +102,10 @@ def main() -> int:
         print(f"{lab.slug}: solution {med:.1f} s median (min {min(sol):.1f}, max {max(sol):.1f}), "
               f"broken {statistics.median(brk):.1f} s, peak memory {max(mems) / 2**20:.0f} MiB "
               f"[{verdict}]", flush=True)
+        if args.record and all(r.error is None and r.score == r.max_score for r in results):
+            print(f"    durations written to {record_durations(lab, results)}")
+        elif args.record:
+            print("    durations not written: a grading of the solution did not get full marks")
         if last is not None:
             for t in sorted(last.tests, key=lambda t: -t.duration_s)[:args.slowest]:
                 print(f"    {t.duration_s:5.1f} s  {t.name}")

@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from xml.etree import ElementTree as ET
 
 import pytest
@@ -93,6 +94,36 @@ def test_a_file_of_tests_is_dealt_out_one_function_at_a_time(tmp_path):
     assert _split([a], 1) == [[f"{a}::test_1", f"{a}::test_2", f"{a}::test_3"]]
     assert _split([b], 4) == [[str(b)]]
 
+
+
+def test_known_durations_put_the_longest_tests_in_different_processes(tmp_path):
+    """Dealt in turn, the two long tests of this file would share a process and the grading
+    would last as long as both; by duration, each gets its own and the short ones fill in."""
+    from splitbrain.grading.runner import _split
+    a = tmp_path / "test_a.py"
+    a.write_text("".join(f"def test_{i}(): pass\n" for i in range(1, 6)))
+    nodes = [f"{a}::test_{i}" for i in range(1, 6)]
+    assert _split([a], 2) == [nodes[0::2], nodes[1::2]]
+    durations = {"test_1": 4.0, "test_3": 4.0, "test_2": 1.0, "test_4": 1.0}   # test_5: 2.5
+    groups = _split([a], 2, durations)
+    assert groups == [[nodes[0], nodes[4]], [nodes[1], nodes[2], nodes[3]]]   # 6.5 s and 6 s
+    assert sorted(n for g in groups for n in g) == nodes   # every test once, each in file order
+    assert _split([a], 2, {}) == _split([a], 2)
+
+
+def test_durations_are_recorded_from_gradings_and_read_back(tmp_path):
+    from splitbrain.grading.runner import expected_durations, record_durations
+    lab = SimpleNamespace(autograder_dir=tmp_path)
+    assert expected_durations(lab) == {}
+    runs = [GradingResult("00-counter", "s.py", 1, (TestResult("test_a", 1, 1, "passed",
+                                                                duration_s=d),))
+            for d in (3.0, 1.0, 2.0)]
+    record_durations(lab, runs)
+    assert expected_durations(lab) == {"test_a": 2.0}
+    (tmp_path / "durations.json").write_text('{"test_a": "slow", "test_b": -1, "test_c": 1.5}')
+    assert expected_durations(lab) == {"test_c": 1.5}
+    (tmp_path / "durations.json").write_text("[1, 2]")
+    assert expected_durations(lab) == {}
 
 def test_results_render_to_every_format(tmp_path):
     r = GradingResult("00-counter", "/x/alice.py", 1, (

@@ -25,6 +25,7 @@ from splitbrain.lab import LabInfo
 # A learner's `check` (and a Gradescope run) deals the tests of one grading out to this many
 # pytest processes: a grading mostly waits (leases, timeouts, stalls), so two cores run two
 # tests' waits side by side. A batch grades several submissions at once instead.
+DURATIONS = "durations.json"   # beside a lab's hidden tests: seconds per test of its solution
 CHECK_JOBS = 2 if (os.cpu_count() or 1) >= 2 else 1
 
 # pytest's unraisableexception plugin collects garbage several times after every test (a tenth
@@ -42,7 +43,7 @@ def _private_tests(lab: LabInfo, include_public: bool, dest: Path) -> list[Path]
     files: list[Path] = []
     if lab.autograder_dir.is_dir():
         shutil.copytree(lab.autograder_dir, dest / "hidden", dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "variants",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "variants", DURATIONS,
                                                       "selftest", "bench*.py"))
         files += sorted((dest / "hidden").glob("test_*.py"))
     if include_public:
@@ -80,7 +81,10 @@ def _run_pytest(lab: LabInfo, rundir: Path, targets: list[str], submission: Path
     # the grading's pytest takes no options or plugins from the caller's environment: a
     # PYTEST_ADDOPTS (a --junitxml, a -x) would change how it runs, or fail it
     env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS")}
-    env.update(SPLITBRAIN_ROOT=str(lab.root), PYTHONDONTWRITEBYTECODE="1")
+    # nor the pytest plugins other installed packages declare (xdist, anyio, pytest-timeout...):
+    # loading them costs each process a fifth of a second, and the plugin keeps its own limits
+    env.update(SPLITBRAIN_ROOT=str(lab.root), PYTHONDONTWRITEBYTECODE="1",
+               PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
     try:
         proc = subprocess.run(cmd, cwd=rundir, env=env, capture_output=True, text=True,
                               timeout=timeout, start_new_session=True)
@@ -113,11 +117,57 @@ def _nodes(files: list[Path]) -> list[str]:
     return nodes
 
 
-def _split(files: list[Path], jobs: int) -> list[list[str]]:
+def expected_durations(lab: LabInfo) -> dict[str, float]:
+    """How long each hidden test of ``lab`` took in a grading of its solution (written by
+    ``bench/bench_check.py --record``); empty when the lab has no such file."""
+    try:
+        data = json.loads((lab.autograder_dir / DURATIONS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): float(v) for k, v in data.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0}
+
+
+def record_durations(lab: LabInfo, runs: list[GradingResult]) -> Path:
+    """Write the median duration of each test over ``runs`` (gradings of the solution) to the
+    lab's durations file, which :func:`_split` reads to balance the processes of a grading."""
+    import statistics
+    per: dict[str, list[float]] = {}
+    for r in runs:
+        for t in r.tests:
+            per.setdefault(t.name, []).append(t.duration_s)
+    path = lab.autograder_dir / DURATIONS
+    path.write_text(json.dumps({k: round(statistics.median(v), 2) for k, v in sorted(per.items())},
+                               indent=1) + "\n", encoding="utf-8")
+    return path
+
+
+def _split(files: list[Path], jobs: int,
+           durations: dict[str, float] | None = None) -> list[list[str]]:
     """The tests of ``files`` dealt out to ``jobs`` pytest processes one test function at a time,
-    so that a lab whose tests sit in one file still runs them side by side."""
+    so that a lab whose tests sit in one file still runs them side by side. With ``durations``
+    (seconds per test name) the longest test goes first to the process with the least work so
+    far, so that no process is left with two long tests while another idles; a test the file
+    does not know counts as the median of those it does. Each process runs its tests in the
+    files' order."""
     nodes = _nodes(files)
-    return [g for g in (nodes[i::jobs] for i in range(jobs)) if g]
+    if not durations:
+        return [g for g in (nodes[i::jobs] for i in range(jobs)) if g]
+    import statistics
+    default = statistics.median(durations.values())
+
+    def cost(node: str) -> float:
+        return durations.get(node.split("::")[-1], default)
+
+    loads, groups = [0.0] * jobs, [[] for _ in range(jobs)]
+    for node in sorted(nodes, key=cost, reverse=True):   # a stable sort: ties keep file order
+        i = loads.index(min(loads))
+        groups[i].append(node)
+        loads[i] += cost(node)
+    order = {n: i for i, n in enumerate(nodes)}
+    return [sorted(g, key=order.__getitem__) for g in groups if g]
 
 
 def _merge(base: list[dict], again: list[dict]) -> list[dict]:
@@ -149,7 +199,8 @@ def grade_submission(lab: LabInfo, submission: str | Path, seed: int = 1,
             return GradingResult(lab.slug, str(submission), seed, error=f"{lab.slug} has no tests "
                                  f"in {lab.autograder_dir}", duration_s=time.monotonic() - t0)
         limit = 60 + lab.test_timeout_s * 1.5 * 50
-        groups = [[str(f) for f in files]] if jobs <= 1 else _split(files, jobs)
+        groups = ([[str(f) for f in files]] if jobs <= 1
+                  else _split(files, jobs, expected_durations(lab)))
 
         def run(i_group: tuple[int, list[str]], attempt: str = "") -> tuple[dict | None, str]:
             i, group = i_group
