@@ -85,7 +85,9 @@ def test_06_killed_after_commit_before_the_answer(world, nemesis, expect):
     world.send(events[1])
     world.restart_receiver()
     world.send(events[2])
-    with nemesis.fault("latency", "network", ms=700):
+    # Every answer comes after the provider's timeout: each event is sent, sent again, and sent
+    # once more when the fault heals (more tries would only be more of the same late answers).
+    with nemesis.fault("latency", "network", ms=700), world.sender.tries(2):
         world.send_all(world.order())
     expect(lesson="duplicate-effect")
 
