@@ -28,7 +28,7 @@ from typing import Any, Callable
 import psycopg
 
 from rig import faults as _faults  # noqa: F401  (registers the lab's faults)
-from rig.checkers import check_webhooks
+from rig.checkers import check_webhooks, deliveries
 from rig.payments import Payments
 from rig.sender import Event, Sender
 from rig.signing import make_secret
@@ -39,6 +39,12 @@ __all__ = ["World", "TABLES_SQL", "COMPONENT_CLASS", "SETTLE_S"]
 
 COMPONENT_CLASS = "Receiver"
 SETTLE_S = 3.0
+# Anomalies that stay true once seen: a charge the payment API made (its table only grows, and
+# the receiver cannot write it), a second shipment committed (the goods left twice), a genuine
+# delivery never acknowledged (the history, once the provider has stopped sending); so is a
+# forged or replayed delivery that got a 2xx. Settling stops at once on a verdict made only of
+# these, instead of waiting out SETTLE_S for a receiver that cannot pass any more.
+FINAL = frozenset({"double-charge", "duplicate-effect", "never-acknowledged"})
 TABLES_SQL = """
 CREATE TABLE IF NOT EXISTS orders (
     id text PRIMARY KEY,
@@ -206,9 +212,21 @@ class World:
         deadline = time.monotonic() + timeout
         while True:
             v = self.judge()
-            if v.ok or time.monotonic() >= deadline:
+            if v.ok or time.monotonic() >= deadline or self._final(v):
                 return v
             time.sleep(0.05)
+
+    def _final(self, v: Verdict) -> bool:
+        """True when no later moment can make ``v`` pass: every anomaly in it is a fact that no
+        longer changes (the provider has stopped sending, and the payment API is answering no
+        request), so waiting out the settle time would only repeat it."""
+        if self.payments.in_flight or not v.anomalies:
+            return False
+        acked = {(d.order, d.kind) for d in deliveries(self.history)
+                 if d.kind != "genuine" and d.acked}
+        return all(a.kind in FINAL or (a.kind == "forged-accepted" and
+                                       (a.data.get("order"), a.data.get("kind")) in acked)
+                   for a in v.anomalies)
 
     # -- showing (notebook) ------------------------------------------------------------------------
     def show_tables(self) -> str:
