@@ -157,6 +157,11 @@ class Settings:
                       doc="`0` starts every sandboxed worker as a new Python process instead of "
                           "forking it from a fork server that has already imported the client "
                           "libraries (`splitbrain.sandbox.zygote`; Linux only).")
+    zygote_dir = Var("ZYGOTE_DIR", kind="path",
+                     doc="A folder only the grader can enter where the grading processes of one "
+                         "`check` or one batch share their fork servers: each starts once, not "
+                         "once per process. The runner sets it for the gradings it starts.",
+                     default_doc="each grading process starts its own")
 
     # -- the Gradescope autograder zip (`splitbrain release --gradescope`) ------------------
     gradescope_root = Var("GRADESCOPE_ROOT", default="/autograder", reader=GRADESCOPE,

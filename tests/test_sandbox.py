@@ -255,6 +255,62 @@ def test_a_worker_from_the_fork_server_is_one_started_anew(worker, monkeypatch):
         a1.call("add", 1, 2)
 
 
+
+def test_gradings_that_share_a_zygote_folder_fork_from_one_host(worker, monkeypatch, request):
+    """Two grading processes naming one zygote folder share its host, which imported the
+    libraries once: each connection gets a private zygote forked from it (never one that served
+    another grading), and a worker from there is one started anew. The host stops once its
+    socket is gone."""
+    import time
+
+    import psutil
+
+    from splitbrain.sandbox import zygote
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the fork server is Linux only")
+    monkeypatch.setenv("SPLITBRAIN_FORK_SERVER", "0")
+    want = worker("a", seed=5).call("portrait")
+    monkeypatch.setenv("SPLITBRAIN_FORK_SERVER", "1")
+    from splitbrain.grading.runner import zygote_folder
+    made = zygote_folder()          # where a grading puts it: short enough for a socket path
+    folder = made.__enter__()
+    request.addfinalizer(lambda: made.__exit__(None, None, None))
+    monkeypatch.setenv(zygote.SHARE_ENV, str(folder))
+    monkeypatch.setattr(zygote, "_zygotes", {})
+    first = worker("a", seed=5)
+    monkeypatch.setattr(zygote, "_zygotes", {})      # as another grading process would
+    second = worker("a", seed=5)
+    for w in (first, second):
+        assert isinstance(w._proc, zygote.Forked)
+        assert {**w.call("portrait"), "redis_loaded": None} == {**want, "redis_loaded": None}
+    own = [psutil.Process(w.pid).parent() for w in (first, second)]
+    hosts = [z.parent() for z in own]
+    assert own[0].pid != own[1].pid and hosts[0].pid == hosts[1].pid
+    assert "--host" in hosts[0].cmdline()
+    (sock,) = folder.glob("z-*.sock")
+    sock.unlink()
+    end = time.monotonic() + 10
+    while hosts[0].is_running() and hosts[0].status() != psutil.STATUS_ZOMBIE \
+            and time.monotonic() < end:
+        time.sleep(0.05)
+    assert not hosts[0].is_running() or hosts[0].status() == psutil.STATUS_ZOMBIE
+    assert first.call("add", 1, 2) == 3               # its workers outlive it
+
+
+def test_a_zygote_folder_whose_socket_path_is_too_long_falls_back_to_an_own_zygote(
+        worker, monkeypatch, tmp_path):
+    from splitbrain.sandbox import zygote
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the fork server is Linux only")
+    folder = tmp_path / ("x" * 120)
+    folder.mkdir(mode=0o700)
+    monkeypatch.setenv("SPLITBRAIN_FORK_SERVER", "1")
+    monkeypatch.setenv(zygote.SHARE_ENV, str(folder))
+    monkeypatch.setattr(zygote, "_zygotes", {})
+    w = worker("a")
+    assert isinstance(w._proc, zygote.Forked) and w.call("add", 1, 2) == 3
+    assert not list(folder.glob("z-*.sock"))
+
 def test_import_errors_fail_the_spawn(tmp_path):
     p = tmp_path / "bad.py"
     p.write_text("import not_a_module_anywhere\n")

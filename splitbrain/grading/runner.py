@@ -7,6 +7,7 @@ fail that way they are reported as infra_error and left out of the score.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from splitbrain.grading.results import GradingResult, TestResult
 from splitbrain.lab import LabInfo
+from splitbrain.sandbox.zygote import SHARE_ENV
 
 # A learner's `check` (and a Gradescope run) deals the tests of one grading out to this many
 # pytest processes: a grading mostly waits (leases, timeouts, stalls), so two cores run two
@@ -58,10 +60,24 @@ def _private_tests(lab: LabInfo, include_public: bool, dest: Path) -> list[Path]
     return files
 
 
+@contextlib.contextmanager
+def zygote_folder():
+    """A folder only the grader can enter, for the fork servers the gradings that name it share
+    (``splitbrain.sandbox.zygote``); removed afterwards, which stops them. A socket's path must
+    fit in 107 bytes: under a long TMPDIR the folder goes to /tmp."""
+    folder = tempfile.mkdtemp(prefix="sb-z-")
+    if len(folder) > 60 and os.access("/tmp", os.W_OK | os.X_OK):
+        os.rmdir(folder)
+        folder = tempfile.mkdtemp(prefix="sb-z-", dir="/tmp")
+    try:
+        yield Path(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _hidden(lab: LabInfo):
     """As root where workers cannot get a mount namespace of their own, hold the folders they
     must not read closed while this grading runs (given back by the last grading out)."""
-    import contextlib
     from splitbrain.sandbox import hide
     if os.geteuid() != 0 or hide.namespaces_work():
         return contextlib.nullcontext()
@@ -71,7 +87,8 @@ def _hidden(lab: LabInfo):
 def _run_pytest(lab: LabInfo, rundir: Path, targets: list[str], submission: Path, seed: int,
                 results: Path, artifacts: Path, timeout: float,
                 select: str | None = None, stop_first: bool = False,
-                marks: str | None = None) -> tuple[dict | None, str]:
+                marks: str | None = None, zygotes: Path | None = None
+                ) -> tuple[dict | None, str]:
     cmd = [sys.executable, "-m", "pytest", "-p", "splitbrain.grading.plugin", "-q",
            "-c", str(rundir / "pytest.ini"), "--rootdir", str(rundir), *targets,
            "--lab", lab.slug, "--submission", str(submission), "--seed", str(seed),
@@ -85,6 +102,9 @@ def _run_pytest(lab: LabInfo, rundir: Path, targets: list[str], submission: Path
     # loading them costs each process a fifth of a second, and the plugin keeps its own limits
     env.update(SPLITBRAIN_ROOT=str(lab.root), PYTHONDONTWRITEBYTECODE="1",
                PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+    env.pop(SHARE_ENV, None)
+    if zygotes is not None:   # the grading's processes share their fork servers (zygote.py)
+        env[SHARE_ENV] = str(zygotes)
     try:
         proc = subprocess.run(cmd, cwd=rundir, env=env, capture_output=True, text=True,
                               timeout=timeout, start_new_session=True)
@@ -179,21 +199,26 @@ def grade_submission(lab: LabInfo, submission: str | Path, seed: int = 1,
                      out_dir: str | Path | None = None, jobs: int = 1,
                      include_public: bool = False, retries: int = 1,
                      select: str | None = None, stop_first: bool = False,
-                     marks: str | None = None) -> GradingResult:
+                     marks: str | None = None, zygotes: Path | None = None) -> GradingResult:
     """Grade one submission (.py or .ipynb) of ``lab``; artifacts go to ``out_dir``.
 
     jobs > 1 runs the lab's tests in that many pytest processes at once (dealt out one test
     function at a time, reported in the files' order); ``select`` is a pytest ``-k``
     expression that keeps only some tests (a variant that teaches one of them);
     ``stop_first`` stops at the first test that does not pass (enough to know a mutant is
-    caught); ``marks`` is a pytest ``-m`` expression (``"explore"``: the exploring tests)."""
+    caught); ``marks`` is a pytest ``-m`` expression (``"explore"``: the exploring tests);
+    ``zygotes`` is a folder only the grader enters where the fork servers of the gradings that
+    name it are shared (a batch passes one; by default each grading has its own)."""
     t0 = time.monotonic()
     submission = Path(submission).resolve()
     out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix=f"splitbrain-{lab.slug}-"))
     out.mkdir(parents=True, exist_ok=True)
     artifacts = out / "artifacts"
-    with tempfile.TemporaryDirectory(prefix="splitbrain-run-") as tmp, _hidden(lab):
+    with tempfile.TemporaryDirectory(prefix="splitbrain-run-") as tmp, _hidden(lab), \
+            contextlib.ExitStack() as stack:
         rundir = Path(tmp)
+        if zygotes is None:
+            zygotes = stack.enter_context(zygote_folder())
         files = _private_tests(lab, include_public, rundir / "tests")
         if not files:
             return GradingResult(lab.slug, str(submission), seed, error=f"{lab.slug} has no tests "
@@ -206,7 +231,7 @@ def grade_submission(lab: LabInfo, submission: str | Path, seed: int = 1,
             i, group = i_group
             return _run_pytest(lab, rundir / "tests", group, submission, seed,
                                rundir / f"results-{i}{attempt}.json", artifacts, limit, select,
-                               stop_first, marks)
+                               stop_first, marks, zygotes)
 
         with ThreadPoolExecutor(max_workers=max(1, len(groups))) as pool:
             outs = list(pool.map(run, enumerate(groups)))
@@ -229,7 +254,8 @@ def grade_submission(lab: LabInfo, submission: str | Path, seed: int = 1,
             if not infra:
                 break
             data, _ = _run_pytest(lab, rundir / "tests", infra, submission, seed,
-                                  rundir / f"results-retry{attempt}.json", artifacts, limit)
+                                  rundir / f"results-retry{attempt}.json", artifacts, limit,
+                                  zygotes=zygotes)
             if data:
                 tests = _merge(tests, data["tests"])
     for t in tests:  # nodeids of the private copy mean nothing to a reader
@@ -307,7 +333,7 @@ def grade_batch(lab: LabInfo, submissions: list[Path], out_dir: str | Path, seed
             except (ValueError, TypeError, KeyError):
                 pass
         try:
-            r = grade_repeated(lab, sub, seed, repeat, folder, jobs=1)
+            r = grade_repeated(lab, sub, seed, repeat, folder, jobs=1, zygotes=zygotes)
         except Exception as e:  # noqa: BLE001 - the batch goes on
             r = GradingResult(lab.slug, str(sub), seed, error=f"the grader failed: {e!r}")
         r = dataclasses.replace(r, extra={"key": key})
@@ -316,7 +342,8 @@ def grade_batch(lab: LabInfo, submissions: list[Path], out_dir: str | Path, seed
             on_done(r, False)
         return r
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    # one set of fork servers for the whole batch: each starts once, not once per submission
+    with zygote_folder() as zygotes, ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         return list(pool.map(one, range(len(subs))))
 
 

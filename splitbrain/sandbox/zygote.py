@@ -19,6 +19,14 @@ Run as ``python -s -m splitbrain.sandbox.zygote CTRL_FD PRELOAD``: CTRL_FD is on
 SOCK_SEQPACKET socket pair; each request is one JSON packet carrying three descriptors (the
 worker's request pipe, its answer pipe, its log); the answer is ``{"pid": N}`` (or ``{"error":
 ...}``), and ``{"exit": pid, "rc": rc}`` follows when a child ends (rc < 0: killed by a signal).
+
+Shared: the grading processes of one ``check`` or of one batch name a folder only the grader can
+enter (``SPLITBRAIN_ZYGOTE_DIR``); the first that needs a zygote starts it there as a *host*
+(``python -s -m splitbrain.sandbox.zygote --host SOCKET PRELOAD``), which imports the libraries
+once and then, for each grading process that connects, forks a private zygote serving that
+connection alone, exactly as above. The host never reads a request, so no zygote carries what
+another grading asked for (its workers' resources) into the workers it forks. A host stops when
+its socket is removed (the grading or batch is over) or after a minute with no connection.
 """
 from __future__ import annotations
 
@@ -40,6 +48,8 @@ from pathlib import Path
 # rig that imports one of these gets it without paying for the import.
 PRELOADABLE = ("redis", "psycopg", "confluent_kafka", "requests", "httpx", "pika")
 _MAX_ZYGOTES = 12    # per grading process; the least recently used one stops first
+SHARE_ENV = "SPLITBRAIN_ZYGOTE_DIR"   # settings.zygote_dir: the folder of the shared hosts
+HOST_IDLE_S = 60.0                    # a host with no connection for this long stops
 
 CLONE_NEWNS = 0x00020000
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 16384, 1 << 18
@@ -189,8 +199,69 @@ def serve(ctrl: socket.socket) -> None:
         send({"pid": pid})
 
 
+def host(listener: socket.socket, path: str) -> None:
+    """Fork a private zygote (a copy of this process, which has read no request) for each
+    connection, until the socket file is gone or nobody has connected for ``HOST_IDLE_S``."""
+    import time
+    me = os.stat(path).st_ino
+    live: set[int] = set()
+    idle_since = time.monotonic()
+    while True:
+        try:
+            ready, _, _ = select.select([listener], [], [], 0.5)
+        except InterruptedError:
+            ready = []
+        while live:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                live.clear()
+                break
+            if pid == 0:
+                break
+            live.discard(pid)
+        if live:
+            idle_since = time.monotonic()
+        try:
+            gone = os.stat(path).st_ino != me
+        except OSError:
+            gone = True
+        if gone or (not live and not ready and time.monotonic() - idle_since > HOST_IDLE_S):
+            return
+        if listener not in ready:
+            continue
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            continue
+        try:
+            pid = os.fork()
+        except OSError:
+            conn.close()
+            continue
+        if pid == 0:
+            code = 0
+            try:
+                listener.close()
+                serve(conn)
+            except BaseException:  # noqa: BLE001 - the child must never return to the loop
+                code = 70
+            finally:
+                os._exit(code)
+        conn.close()
+        live.add(pid)
+        idle_since = time.monotonic()
+
+
 def main(argv: list[str]) -> int:
-    ctrl = socket.socket(fileno=int(argv[1]))
+    listener = path = None
+    if argv[1] == "--host":             # shared: bind first, so that connecting can start now
+        path = argv[2]
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        listener.bind(path)
+        listener.listen(64)
+        argv = [argv[0], *argv[2:]]
+    ctrl = None if listener is not None else socket.socket(fileno=int(argv[1]))
     # client libraries come from site-packages only: not from the folder the kit sits in (a
     # stray redis.py beside splitbrain/ must not run in this process), nor from the cwd
     saved = list(sys.path)
@@ -205,7 +276,13 @@ def main(argv: list[str]) -> int:
     sys.path[:] = saved
     import splitbrain.faults.clock  # noqa: F401 - what every worker loads
     import splitbrain.sandbox.worker  # noqa: F401
-    serve(ctrl)
+    if listener is not None:
+        try:
+            host(listener, path)
+        finally:
+            listener.close()
+    else:
+        serve(ctrl)
     return 0
 
 
@@ -231,18 +308,70 @@ class Forked:
         return self.returncode  # type: ignore[return-value]
 
 
-class Zygote:
-    def __init__(self, python: str, env: dict[str, str], preload: tuple[str, ...]) -> None:
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+def _connect_shared(folder: str, python: str, env: dict[str, str],
+                    preload: tuple[str, ...]) -> socket.socket:
+    """A connection to the host for this interpreter, environment and preload list in
+    ``folder`` (started now if there is none yet; one process starts it, the others wait)."""
+    import fcntl
+    import hashlib
+    import time
+    key = hashlib.sha256(json.dumps([python, sorted(env.items()), list(preload)]).encode())
+    path = os.path.join(folder, f"z-{key.hexdigest()[:24]}.sock")
+
+    def connect() -> socket.socket:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            self.proc = subprocess.Popen(
-                [python, "-s", "-m", "splitbrain.sandbox.zygote", str(theirs.fileno()),
-                 ",".join(preload)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                cwd="/", env=env, pass_fds=(theirs.fileno(),), start_new_session=True)
-        finally:
-            theirs.close()
-        self.sock = ours
+            s.connect(path)
+        except OSError:
+            s.close()
+            raise
+        return s
+
+    try:
+        return connect()
+    except OSError:
+        pass
+    with open(path[:-5] + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return connect()
+        except OSError:
+            pass
+        try:
+            os.unlink(path)              # a host that died leaves its socket file behind
+        except FileNotFoundError:
+            pass
+        proc = subprocess.Popen(
+            [python, "-s", "-m", "splitbrain.sandbox.zygote", "--host", path, ",".join(preload)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd="/", env=env, start_new_session=True)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                return connect()
+            except OSError:
+                time.sleep(0.005)
+        raise OSError(f"the shared fork server did not start (exit {proc.poll()})")
+
+
+class Zygote:
+    def __init__(self, python: str, env: dict[str, str], preload: tuple[str, ...],
+                 shared: str | None = None) -> None:
+        self.proc: subprocess.Popen | None = None
+        if shared:
+            self.sock = _connect_shared(shared, python, env, preload)
+        else:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            try:
+                self.proc = subprocess.Popen(
+                    [python, "-s", "-m", "splitbrain.sandbox.zygote", str(theirs.fileno()),
+                     ",".join(preload)],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL, cwd="/", env=env, pass_fds=(theirs.fileno(),),
+                    start_new_session=True)
+            finally:
+                theirs.close()
+            self.sock = ours
         self._lock = threading.Lock()        # one fork request in flight at a time
         self._replies: queue.Queue = queue.Queue()
         self._children: dict[int, Forked] = {}
@@ -303,6 +432,8 @@ class Zygote:
         except OSError:
             pass
         self.sock.close()
+        if self.proc is None:            # a shared host's private zygote: it ends with the link
+            return
         try:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:
@@ -365,11 +496,20 @@ def _imports(path: str, mtime_ns: int, size: int) -> frozenset[str]:
 def zygote_for(python: str, env: dict[str, str], preload: tuple[str, ...]) -> Zygote:
     """The zygote for this interpreter, start-up environment and preload list (started on first
     use; the least recently used stops when there are too many)."""
-    key = (python, tuple(sorted(env.items())), preload)
+    from splitbrain.settings import settings
+    shared = str(settings.zygote_dir) if settings.zygote_dir else None
+    if shared and not os.path.isdir(shared):
+        shared = None
+    key = (python, tuple(sorted(env.items())), preload, shared)
     with _zlock:
         z = _zygotes.pop(key, None)
         if z is None or not z.alive:
-            z = Zygote(python, env, preload)
+            try:
+                z = Zygote(python, env, preload, shared)
+            except OSError:
+                if not shared:
+                    raise
+                z = Zygote(python, env, preload)    # a fork server of its own, as unshared
         _zygotes[key] = z                      # most recently used last
         old = [k for k in _zygotes if k != key][:max(0, len(_zygotes) - _MAX_ZYGOTES)]
         stale = [_zygotes.pop(k) for k in old]
