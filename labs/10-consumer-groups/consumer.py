@@ -7,7 +7,7 @@ between them and moves partitions when a member joins, leaves, dies or goes quie
 `effects` is the lab's trusted helper (the rig builds it inside your process):
 
 * `effects.consumer(group, conf)` makes the `confluent_kafka.Consumer`: the broker, the group
-  and the lab's timings are fixed (session.timeout.ms 1500, heartbeat.interval.ms 300,
+  and the lab's timings are fixed (session.timeout.ms 1000, heartbeat.interval.ms 300,
   max.poll.interval.ms 2000); `conf` sets everything else (commits, assignment strategy, ...).
 * `effects.connect()` opens a Postgres connection (tables: `effects`, `balances`, and
   `consumer_offsets`, yours to use; see schema.sql).

@@ -6,6 +6,8 @@ bound to the worker's Postgres and Kafka. The learner's consumer gets three thin
 * ``effects.consumer(group, conf)`` -- a ``confluent_kafka.Consumer`` of ``group`` with the lab's
   timings fixed (session timeout, heartbeat, ``max.poll.interval.ms``: see :data:`TIMINGS`) and
   whatever else the learner asks for in ``conf`` (commit policy, assignment strategy, ...);
+  ``fetch.wait.max.ms`` defaults to 50 ms: after a ``seek()`` librdkafka waits for the fetch in
+  flight, which the broker holds that long when the partition has nothing new;
 * ``effects.connect()`` -- a new psycopg connection to the test's database;
 * ``effects.apply(conn, msg)`` -- the record's effect, run inside ``conn``'s current transaction
   (it never commits): one row in ``effects`` naming the record's partition and offset and the
@@ -33,7 +35,7 @@ from splitbrain.faults.crash import crash_point
 __all__ = ["RESERVED", "TIMINGS", "Effects", "make"]
 
 TIMINGS = {
-    "session.timeout.ms": 1500,      # a silent member is evicted after 1.5 s
+    "session.timeout.ms": 1000,      # a silent member is evicted after 1 s
     "heartbeat.interval.ms": 300,
     "max.poll.interval.ms": 2000,    # a member that does not poll for 2 s leaves the group
 }
@@ -50,7 +52,7 @@ class Effects:
     def consumer(self, group: str, conf: dict | None = None):
         """A new ``confluent_kafka.Consumer`` of ``group``. ``conf`` may set anything but the
         broker, the group, the protocol and the lab's timings (``ValueError`` if it tries);
-        ``auto.offset.reset`` defaults to ``earliest``."""
+        ``auto.offset.reset`` defaults to ``earliest``, ``fetch.wait.max.ms`` to 50."""
         from confluent_kafka import Consumer
         conf = dict(conf or {})
         bad = sorted(k for k in conf if k in RESERVED)
@@ -58,6 +60,7 @@ class Effects:
             raise ValueError(f"effects.consumer(): {', '.join(bad)} are fixed by the lab "
                              f"(timings: {TIMINGS})")
         conf.setdefault("auto.offset.reset", "earliest")
+        conf.setdefault("fetch.wait.max.ms", 50)
         return Consumer({"bootstrap.servers": self.bootstrap, "group.id": group,
                          "client.id": self.member, **TIMINGS, **conf})
 
