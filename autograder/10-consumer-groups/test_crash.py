@@ -26,7 +26,7 @@ def test_01_a_member_killed_mid_batch_loses_no_record(world, nemesis, history, s
     feed.produce(1, 4)
     a = world.member("a")
     assert world.until_at_gate(a, feed.gate) is not None, "member a never reached the slow record"
-    world.committed_past(stuck.partition, stuck.offset, deadline_s=1.5)
+    world.committed_past(stuck.partition, stuck.offset, deadline_s=1.0)
     nemesis.inject("kill", a.w)
     gate.heal()
     b = world.member("b")

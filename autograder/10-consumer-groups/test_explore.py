@@ -1,7 +1,7 @@
 """Lab 10 exploring test: two members step side by side through records, some slow, while a
 seeded random schedule pauses member a, sometimes past its session timeout (the group then moves
-its partitions to b, and a wakes up mid-batch); then a backlog of slow records on each partition
-must be worked off without a step longer than max.poll.interval.ms.
+its partitions to b, and a wakes up mid-batch); then a backlog of slow records on one partition
+(drawn by the seed) must be worked off without a step longer than max.poll.interval.ms.
 
 Only a is paused: a group whose last members drop out together can wedge on the embedded broker
 (tansu), and b staying alive is what the guarantees are about anyway. The seed is the grading's
@@ -14,7 +14,7 @@ import pytest
 
 from splitbrain.grading import expect_valid
 
-DURATION_S = 3.0
+DURATION_S = 2.6
 
 
 @pytest.mark.explore
@@ -28,9 +28,10 @@ def test_04_random_pauses_and_slow_records_against_two_members(world, nemesis, h
         nemesis.inject("slow-record", feed, partition=p, ms=rng.choice([50, 100, 150]),
                        count=rng.randint(2, 4))
         feed.produce(p, rng.randint(2, 5))
-    a, b = world.member("a"), world.member("b")
+    b = world.member("b")    # b first: it leads the group, so that a paused in its join does
+    a = world.member("a")    # not hold b's assignment up (tansu adds 3 s to a follower's join)
     nemesis.add_target("a", a.w)
-    sched = nemesis.schedule({"pause": {}}, duration_s=DURATION_S, gap_s=(0.2, 0.8),
+    sched = nemesis.schedule({"pause": {}}, duration_s=DURATION_S, gap_s=(0.1, 0.6),
                              fault_s=(0.3, 2.4), targets={"pause": ["a"]})
     stop = threading.Event()
 
@@ -47,8 +48,8 @@ def test_04_random_pauses_and_slow_records_against_two_members(world, nemesis, h
             nemesis.heal_all()
             stop.set()
             t.join(timeout=30)
-    for p in (0, 1):                 # then a backlog no single step may swallow whole
-        nemesis.inject("slow-record", feed, partition=p, ms=250, count=9)
+    # then a backlog no single step may swallow whole: 3 records of 700 ms on one partition
+    nemesis.inject("slow-record", feed, partition=rng.choice((0, 1)), ms=700, count=3)
     world.drain([a, b], deadline_s=20)
     expect_valid(world.check(), history,
                  hint=f"Every guarantee must hold under any mix of the lab's faults; seed {seed} "

@@ -14,12 +14,13 @@ HINT = ("A member paused past session.timeout.ms (a GC pause) is thrown out of t
 @pytest.mark.points(30)
 @pytest.mark.faults("slow-record", "pause", "concurrency")
 def test_03_a_member_paused_past_its_session_applies_nothing_twice(world, nemesis, history):
-    """Member a takes a batch of both partitions and is stuck in record 2 of partition 0. A new
-    member, b, joins the group while a is mid-batch, and a is paused (a GC pause) past its
-    session timeout (once the broker holds whatever a's client commits by itself): b takes
-    partition 0 over. Once b has applied a record of partition 0 or
-    waits for a lock a holds, a wakes up and finishes its batch; then both run until everything
-    is applied: every record exactly once."""
+    """Member a takes a batch of both partitions and is stuck in record 2 of partition 0. Once
+    the broker holds whatever a's client commits by itself, a is paused (a GC pause) past its
+    session timeout and a new member, b, joins the group while a is mid-batch: b takes
+    partition 0 over (a is paused first, so that its session has expired when b's join
+    completes: tansu makes a follower that joins under a live leader wait 3 s more). Once b has
+    applied a record of partition 0 or waits for a lock a holds, a wakes up and finishes its
+    batch; then both run until everything is applied: every record exactly once."""
     feed = world.feed
     feed.produce(0, 2)
     gate = nemesis.inject("slow-record", feed, partition=0)
@@ -29,10 +30,10 @@ def test_03_a_member_paused_past_its_session_applies_nothing_twice(world, nemesi
     a = world.member("a")
     held = world.until_at_gate(a, feed.gate)
     assert held is not None, "member a never reached the slow record"
-    world.committed_past(stuck.partition, stuck.offset, deadline_s=1.5)   # whatever a commits
+    world.committed_past(stuck.partition, stuck.offset, deadline_s=1.0)   # whatever a commits
     with nemesis.fault("concurrency"):
-        b = world.member("b")
         pause = nemesis.inject("pause", a.w)
+        b = world.member("b")
         gate.heal()
         feed.produce(0, 2)
         took_over = world.until_taken_over(b, partition=0)
