@@ -25,10 +25,11 @@ def test_01_a_member_killed_mid_batch_loses_no_record(world, nemesis, history, s
     feed.produce(0, 4)
     feed.produce(1, 4)
     a = world.member("a")
+    wb = world.worker("b")                  # b's process starts while a joins
     assert world.until_at_gate(a, feed.gate) is not None, "member a never reached the slow record"
     world.committed_past(stuck.partition, stuck.offset, deadline_s=1.0)
     nemesis.inject("kill", a.w)
     gate.heal()
-    b = world.member("b")
+    b = world.member("b", wb)
     world.drain([b])
     expect_valid(world.check(), history, hint=HINT)

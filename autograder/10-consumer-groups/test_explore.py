@@ -14,7 +14,7 @@ import pytest
 
 from splitbrain.grading import expect_valid
 
-DURATION_S = 2.6
+DURATION_S = 2.5
 
 
 @pytest.mark.explore
@@ -31,8 +31,8 @@ def test_04_random_pauses_and_slow_records_against_two_members(world, nemesis, h
     b = world.member("b")    # b first: it leads the group, so that a paused in its join does
     a = world.member("a")    # not hold b's assignment up (tansu adds 3 s to a follower's join)
     nemesis.add_target("a", a.w)
-    sched = nemesis.schedule({"pause": {}}, duration_s=DURATION_S, gap_s=(0.1, 0.6),
-                             fault_s=(0.3, 2.4), targets={"pause": ["a"]})
+    sched = nemesis.schedule({"pause": {}}, duration_s=DURATION_S, gap_s=(0.1, 0.5),
+                             fault_s=(0.3, 2.3), targets={"pause": ["a"]})
     stop = threading.Event()
 
     def rounds():

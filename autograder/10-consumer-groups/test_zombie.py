@@ -28,12 +28,13 @@ def test_03_a_member_paused_past_its_session_applies_nothing_twice(world, nemesi
     feed.produce(0, 3)
     feed.produce(1, 3)
     a = world.member("a")
+    wb = world.worker("b")                  # b's process starts while a joins
     held = world.until_at_gate(a, feed.gate)
     assert held is not None, "member a never reached the slow record"
-    world.committed_past(stuck.partition, stuck.offset, deadline_s=1.0)   # whatever a commits
+    world.committed_past(stuck.partition, stuck.offset, deadline_s=0.8)   # whatever a commits
     with nemesis.fault("concurrency"):
         pause = nemesis.inject("pause", a.w)
-        b = world.member("b")
+        b = world.member("b", wb)
         gate.heal()
         feed.produce(0, 2)
         took_over = world.until_taken_over(b, partition=0)

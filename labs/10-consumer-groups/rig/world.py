@@ -195,10 +195,16 @@ class World:
         self.members: dict[str, Member] = {}
 
     # -- members ------------------------------------------------------------------------------
-    def member(self, name: str) -> Member:
+    def worker(self, name: str):
+        """A worker for member ``name``, started ahead (``member(name, worker)`` makes it one):
+        a member that joins the group at a given moment then does not wait for its process."""
+        return self._spawn(name, resources={"pg_url": self.ns.pg_url,
+                                            "kafka_bootstrap": self.bootstrap},
+                           limits=self.limits)
+
+    def member(self, name: str, worker: Any = None) -> Member:
         from splitbrain.sandbox import Ref
-        w = self._spawn(name, resources={"pg_url": self.ns.pg_url,
-                                         "kafka_bootstrap": self.bootstrap}, limits=self.limits)
+        w = worker if worker is not None else self.worker(name)
         obj = w.new(COMPONENT, Ref("rig.effects:make", member=name), self.topic, self.group)
         m = Member(self, name, w, obj)
         self.members[name] = m
