@@ -144,6 +144,9 @@ def cmd_grade(args) -> int:
               "(or merge shards: `splitbrain grade --merge OUT SHARD...`)", file=sys.stderr)
         return 2
     lab = _lab(args.lab)
+    if args.jobs is None:
+        from splitbrain.grading.runner import BATCH_JOBS
+        args.jobs = BATCH_JOBS
     _positive("--jobs", args.jobs)
     _positive("--repeat", args.repeat)
     formats = _formats(args)

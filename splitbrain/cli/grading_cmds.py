@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from splitbrain.cli._help import parser
@@ -100,8 +101,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--merge", nargs="+", metavar=("OUT", "SHARD"),
                    help="merge the --out folders of every shard into OUT and write the reports "
                         "of the whole batch, no grading (default: off)")
-    p.add_argument("--jobs", type=int, default=2,
-                   help="submissions graded at once (default 2; each uses about one CPU core)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="submissions graded at once (default: the CPU cores plus one, "
+                        f"{(os.cpu_count() or 1) + 1} here; a grading mostly waits on leases and timeouts)")
     p.add_argument("--out", metavar="FOLDER",
                    help="output folder (default ./grades/LAB, e.g. grades/99-example); a "
                         "batch that stopped resumes from it")
