@@ -4,7 +4,7 @@ Targets: one lab graded under faults <= 10 s median; verify of all labs <= 2 min
 submissions of one lab <= 5 min on 2 cores. Also printed: the cost of one sandboxed worker spawn
 and of one namespace, the per-test overheads the plugin adds.
 
-    python bench/bench_grading.py [--lab 01-fencing-locks] [--runs 3] [--batch 20] [--jobs 2]
+    python bench/bench_grading.py [--lab 01-fencing-locks] [--runs 3] [--batch 20] [--jobs 3]
                                   [--skip-verify] [--verify-repeat 20]
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from splitbrain.grading.env import ensure_up, open_namespace, resources_of
-from splitbrain.grading.runner import grade_batch, grade_submission
+from splitbrain.grading.runner import BATCH_JOBS, grade_batch, grade_submission
 from splitbrain.grading.verify import verify_labs
 from splitbrain.lab import discover_labs, find_lab
 from splitbrain.sandbox import spawn
@@ -62,7 +62,8 @@ def main() -> int:
     p.add_argument("--lab", default=None, help="lab to time (default: the first lab)")
     p.add_argument("--runs", type=int, default=3, help="single gradings timed (default 3)")
     p.add_argument("--batch", type=int, default=20, help="submissions in the batch run")
-    p.add_argument("--jobs", type=int, default=2, help="gradings at once in the batch (default 2)")
+    p.add_argument("--jobs", type=int, default=BATCH_JOBS,
+                   help=f"gradings at once in the batch (default {BATCH_JOBS}, as `grade`)")
     p.add_argument("--skip-verify", action="store_true")
     p.add_argument("--verify-repeat", type=int, default=0,
                    help="run verify N more times and count distinct verdicts (target: 1)")
