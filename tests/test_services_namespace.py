@@ -31,6 +31,31 @@ def test_namespace_role_owns_its_database_and_nothing_else(services, ns):
         other.drop()
 
 
+
+def test_a_database_claimed_from_the_pool_before_it_was_closed_is_closed_to_others(services, ns):
+    """The pool makes a database, then takes CONNECT from PUBLIC in a second statement: a
+    namespace that claims it in between must still be closed to every other namespace's role."""
+    from splitbrain.services import pg_namespace
+    admin = ns._server_pg_url
+    with pg_namespace._lock:          # no top-up of this process's pool meanwhile
+        pg_namespace._maintaining.add(admin)
+    try:
+        with psycopg.connect(admin, autocommit=True) as c:
+            for (db,) in c.execute("select datname from pg_database "
+                                   "where datname like 'sbpool\\_%'").fetchall():
+                c.execute(f'GRANT CONNECT ON DATABASE "{db}" TO PUBLIC')   # not closed yet
+        claimed = open_namespace(services)
+    finally:
+        with pg_namespace._lock:
+            pg_namespace._maintaining.discard(admin)
+    try:
+        with pytest.raises(psycopg.OperationalError, match="permission denied"):
+            psycopg.connect(ns.pg_url.rsplit("/", 1)[0] + "/" + claimed.name, connect_timeout=5)
+        with psycopg.connect(claimed.pg_url) as c:   # its own role still gets in
+            assert c.execute("select current_database()").fetchone() == (claimed.name,)
+    finally:
+        claimed.drop()
+
 def test_a_labs_schema_is_applied_as_the_admin_and_granted_to_the_learner(ns):
     assert ns.pg_role == ns.name
     schema = ("CREATE TABLE IF NOT EXISTS t (id bigserial PRIMARY KEY, x int);"

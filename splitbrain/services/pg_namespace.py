@@ -154,15 +154,19 @@ def _sweep_dead_owners(c, admin_url: str) -> None:
 
 def _claim_pooled(conn, name: str, role_sql: str) -> bool:
     """Take a database made ahead of time (CREATE DATABASE costs 10-30 ms; this is one round
-    trip: role, rename, owner in one implicit transaction). Another process may claim the same
-    database first: then the whole batch rolls back and the next one is tried."""
+    trip: role, rename, owner, connect rights in one implicit transaction). Another process may
+    claim the same database first: then the whole batch rolls back and the next one is tried.
+    The claim takes CONNECT from PUBLIC itself: the pool makes a database and revokes it in two
+    statements (CREATE DATABASE cannot share a transaction), and a claim between the two would
+    otherwise leave a namespace's database open to every other namespace's role."""
     from psycopg import errors
     rows = conn.execute("select datname from pg_database where datname like 'sbpool\\_%%' "
                         "order by random() limit 4").fetchall()
     for (db,) in rows:
         try:
             conn.execute(f'{role_sql}; ALTER DATABASE "{db}" RENAME TO "{name}"; '
-                         f'ALTER DATABASE "{name}" OWNER TO "{name}"; {_owner_sql(name)}')
+                         f'ALTER DATABASE "{name}" OWNER TO "{name}"; '
+                         f'REVOKE CONNECT ON DATABASE "{name}" FROM PUBLIC; {_owner_sql(name)}')
         except (errors.InvalidCatalogName, errors.ObjectInUse):
             continue
         return True
