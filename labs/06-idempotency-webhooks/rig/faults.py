@@ -3,6 +3,8 @@ proxy in front of the receiver; the delivery faults (``duplicate``, ``reorder``)
 the sender; these act on the payment API or are an attacker's deliveries::
 
     nemesis.inject("lost-payment-reply", "payments")           # the next charge's answer is lost
+    nemesis.inject("lost-payment-reply", "payments", silent=True)  # ... and its connection
+                                                               # stays open, silent, for good
     slow = nemesis.inject("slow-payment", "payments")          # the next charge waits ...
     slow.heal()                                                # ... until now
     nemesis.inject("forged-delivery", "sender", order="ord_1")     # a wrong signature
@@ -29,7 +31,11 @@ class _PaymentFault(Fault):
 
     def _inject(self) -> None:
         self.armed = self.target.arm(self.name, times=int(self.params.get("times", 1)),
-                                     on_spent=self._spent)
+                                     on_spent=self._spent, **self.arm_params())
+
+    def arm_params(self) -> dict:
+        """The fault's own parameters for ``arm()``, beyond ``times``."""
+        return {}
 
     def _heal(self) -> None:
         self.target.disarm(self.armed)
@@ -41,10 +47,22 @@ class _PaymentFault(Fault):
 
 @register
 class LostPaymentReply(_PaymentFault):
-    """Param ``times`` (default 1): how many charges lose their answer."""
+    """Params: ``times`` (default 1): how many charges lose their answer; ``silent`` (default
+    False): the connection is then never closed either (a payment host gone behind a partition):
+    the caller hears nothing until it gives up itself, and the fault is over once the answers
+    are lost. Without it the connection hangs a second and closes."""
     name = "lost-payment-reply"
     kind = "network"
     description = ("the payment API makes the charge, and its answer never reaches the caller")
+
+    def check(self) -> None:
+        super().check()
+        if not isinstance(self.params.get("silent", False), bool):
+            raise FaultError(f"fault {self.name!r}: silent is True or False, got "
+                             f"{self.params['silent']!r}")
+
+    def arm_params(self) -> dict:
+        return {"silent": bool(self.params.get("silent", False))}
 
 
 @register

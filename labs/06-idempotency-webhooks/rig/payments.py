@@ -12,13 +12,16 @@ for it. A request without a key is a new charge every time.
 
 Faults (armed through the nemesis, ``rig.faults``) on the next requests:
 ``lost-payment-reply``: the charge is made and committed, and the answer never comes (the
-connection hangs, then closes); ``slow-payment``: the request is held before it is carried out
+connection hangs, then closes; with ``silent`` it is never closed either: the caller hears
+nothing until it gives up itself, as from a host gone behind a partition, and the fault is over
+as soon as the answer is lost); ``slow-payment``: the request is held before it is carried out
 until the fault is healed.
 """
 from __future__ import annotations
 
 import json
 import queue
+import select
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -48,6 +51,7 @@ class Armed:
     kind: str
     times: int = 1
     hold_s: float = 1.0
+    silent: bool = False
     on_spent: Callable[[], Any] | None = None
     taken: int = 0
     served: int = 0
@@ -74,6 +78,7 @@ class Payments:
         self._lanes: set[int] = set()
         self.in_flight = 0
         self.held = 0
+        self._stopping = threading.Event()
 
     # -- set-up --------------------------------------------------------------------------------
     def prepare(self) -> "Payments":
@@ -83,6 +88,7 @@ class Payments:
 
     def start(self) -> "Payments":
         if self._server is None:
+            self._stopping.clear()
             handler = type("Handler", (_Handler,), {"api": self})
             self._server = _Server(("127.0.0.1", 0), handler)
             threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True,
@@ -97,6 +103,7 @@ class Payments:
 
     def stop(self) -> None:
         self.disarm()
+        self._stopping.set()                    # silent connections are closed at last
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -109,11 +116,11 @@ class Payments:
 
     # -- faults --------------------------------------------------------------------------------
     def arm(self, kind: str, times: int = 1, hold_s: float = 1.0,
-            on_spent: Callable[[], Any] | None = None) -> Armed:
+            on_spent: Callable[[], Any] | None = None, silent: bool = False) -> Armed:
         if kind not in ("lost-payment-reply", "slow-payment"):
             raise ValueError(f"the payment API's faults are lost-payment-reply and slow-payment, "
                              f"not {kind!r}")
-        a = Armed(kind, int(times), float(hold_s), on_spent)
+        a = Armed(kind, int(times), float(hold_s), bool(silent), on_spent)
         with self._lock:
             self._faults.append(a)
         return a
@@ -243,8 +250,12 @@ class _Handler(BaseHTTPRequestHandler):
                 code, answer = api.charge(req, key)
             if fault is not None and fault.kind == "lost-payment-reply":
                 api.history.complete(inv, "info", {**answer, "code": code, "lost": True})
-                fault.release.wait(fault.hold_s)     # the caller hears nothing
-                api._served(fault)
+                if fault.silent:
+                    api._served(fault)               # the answer is lost: the fault is over,
+                    self._silence()                  # and the caller still hears nothing
+                else:
+                    fault.release.wait(fault.hold_s)     # the caller hears nothing
+                    api._served(fault)
                 self.close_connection = True
                 return
             if fault is not None:
@@ -259,3 +270,14 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             api._free(lane)
             api._count(in_flight=-1)
+
+    def _silence(self) -> None:
+        """Neither answer nor close: wait until the caller hangs up (its end readable: closed)
+        or the payment API stops."""
+        while not self.api._stopping.is_set():
+            try:
+                ready, _, _ = select.select([self.connection], [], [], 0.05)
+            except (OSError, ValueError):
+                return
+            if ready:
+                return
