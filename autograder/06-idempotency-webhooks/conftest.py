@@ -37,12 +37,13 @@ HINTS = {
 }
 
 
-def judge(world, hint=None, lesson=None, context=""):
+def judge(world, hint=None, lesson=None, context="", hints=None):
+    """``hints`` overrides HINTS for this test (an anomaly its scenario explains better)."""
     v = world.settle()
     if not v.ok:
         kinds = [a.kind for a in v.anomalies]
         if not (hint and (lesson is None or lesson in kinds)):
-            hint = HINTS.get(kinds[0] if kinds else "", hint)
+            hint = {**HINTS, **(hints or {})}.get(kinds[0] if kinds else "", hint)
         if context:
             hint = f"{hint}\n{context}" if hint else context
     expect_valid(v, world.history, hint=hint)
@@ -59,4 +60,5 @@ def world(ns, spawn, nemesis, history, seed):
 
 @pytest.fixture
 def expect(world):
-    return lambda hint=None, lesson=None, context="": judge(world, hint, lesson, context)
+    return lambda hint=None, lesson=None, context="", hints=None: judge(world, hint, lesson,
+                                                                         context, hints)
