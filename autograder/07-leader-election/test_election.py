@@ -2,7 +2,7 @@
 its lease, held in the network at every boundary between its round trips to Postgres, cut off
 from Redis, given a wall clock that steps a minute back, killed, while the lease store itself
 fails over and loses the lease its primary acknowledged, and while the reply to its renewal is
-held until its lease ran out in Redis.
+held until its lease ran out in Redis; and a renewal must extend the lease in Redis itself.
 
 Every verdict comes from the grader's own view: the history of calls it made and the charges
 Postgres really holds, judged against every guarantee of the chapter at once
@@ -149,7 +149,7 @@ def test_06_lease_store_failover_loses_no_acknowledged_lease(world, must_elect, 
         "timeout_ms), and do not lead if fewer did.", lesson="split-brain")
 
 
-@pytest.mark.points(10)
+@pytest.mark.points(5)
 @pytest.mark.faults("stall")
 def test_08_a_late_reply_does_not_extend_the_lease(world, must_elect, nemesis):
     a, b = world.nodes(dict(name="a", lease_ms=500, redis_proxy=True, redis_timeout_s=5.0),
@@ -168,4 +168,26 @@ def test_08_a_late_reply_does_not_extend_the_lease(world, must_elect, nemesis):
         "run out there and b was elected: a counted its lease from when the reply arrived. Take "
         "the monotonic time before the request leaves (Redis may start counting the moment it "
         "arrives) and lead until then plus a safe share of the lease, not from the reply.",
+        lesson="split-brain")
+
+
+@pytest.mark.points(5)
+def test_09_a_renewal_extends_the_lease_in_the_store(world, must_elect):
+    """A renewal extends the lease in the store too, not only in the node's reckoning: a renews
+    300 ms before its first 1 s lease runs out; b campaigns from the moment that first lease
+    would have run out, and may be elected only once the renewed one has (by then a, which
+    counts 800 ms from its renewal, has stepped down)."""
+    a, b = world.nodes(dict(name="a", lease_ms=1_000), dict(name="b", lease_ms=5_000))
+    sent = time.monotonic()
+    must_elect(a, "nobody else campaigns yet")
+    time.sleep(max(0.0, sent + 0.7 - time.monotonic()))
+    assert a.campaign() is not None, "a could not renew its own lease before it ran out"
+    time.sleep(max(0.0, sent + 1.0 - time.monotonic()))
+    must_elect(b, "a's renewed 1 s lease must run out")
+    a.leading()
+    world.expect(
+        "a renewed its lease before it ran out, and b was elected when the first lease would "
+        "have ended while a still counted on the renewed one: the renewal extended the lease "
+        "only in a's own reckoning. Renew in the store, in the same atomic step that checks the "
+        "lease is still yours (PEXPIRE in the Lua script), or the store hands it on.",
         lesson="split-brain")
