@@ -887,6 +887,21 @@ def test_tansu_makes_every_joingroup_wait_half_the_session_timeout(tansu):
         c.close()
 
 
+
+def test_tansu_makes_a_joingroup_wait_a_second_even_with_a_short_session(tansu):
+    """Half of a 600 ms session would be 300 ms: the first assignment still comes after about a
+    second (lab 10's consumers use a 1 s session, so a join takes about a second there)."""
+    topic = f"claims-join-short-{uuid.uuid4().hex[:8]}"
+    _create_topic(tansu, topic, 2)
+    c = Member(tansu, f"claims-{topic}", topic, **{"session.timeout.ms": 600,
+                                                    "heartbeat.interval.ms": 150})
+    try:
+        _poll([c], lambda: c.assigned, 30)
+        assert c.assigned, "no assignment within 30 s"
+        assert c.assigned[0][0] >= 0.9, c.assigned
+    finally:
+        c.close()
+
 def test_tansu_never_assigns_partitions_to_a_kip848_consumer(tansu):
     """A consumer of the new group protocol (group.protocol=consumer) gets nothing, while a
     classic one started at the same moment is assigned within seconds; the first still has

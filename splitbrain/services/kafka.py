@@ -1,7 +1,7 @@
 """Kafka: the tansu broker (Kafka wire protocol, in-memory storage) as a child process.
 
-Known tansu defects the kit works around: every JoinGroup waits session.timeout.ms/2 (use
-session.timeout.ms=6000); a group can wedge when its last members leave together (unique group
+Known tansu defects the kit works around: every JoinGroup waits session.timeout.ms/2, and at
+least a second (the kit's consumers use session.timeout.ms=6000; lab 10's, 1000); a group can wedge when its last members leave together (unique group
 ids per test); the high watermark is wrong after a multi-record batch (count records, never
 trust watermarks); read_committed still shows aborted transactions; memory storage loses all
 topics and offsets on restart."""
