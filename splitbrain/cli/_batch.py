@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from splitbrain.cli._run import interruptible, services_problem
+from splitbrain.cli._run import cpu_load, interruptible, services_problem
 from splitbrain.cli.grading_cmds import _lab
 from splitbrain.lab import LabError, discover_labs, find_lab
 
@@ -309,13 +309,19 @@ def cmd_verify(args) -> int:
                 err.print(f"note: {lab.component_path.relative_to(lab.root)} differs from the "
                           f"committed handout; verify grades the committed one (--worktree "
                           f"grades the file as it is)", markup=False)
+    load = f", {args.load} busy process(es) beside them" if args.load else ""
     err.print(f"proving {len(labs)} lab(s): each grades its broken handout and its solution "
-              f"under faults ({args.jobs} grading(s) at once; from seconds to minutes per lab)",
-              markup=False)
+              f"under faults ({args.jobs} grading(s) at once{load}; from seconds to minutes "
+              f"per lab)", markup=False)
     t0 = time.monotonic()
     by_slug = {}
     futures: list = []
+    if args.load < 0:
+        print(f"error: --load is a number of busy processes (0 or more), got {args.load}",
+              file=sys.stderr)
+        return 2
     with interruptible(lambda: [f.cancel() for f in futures]) as stopped, \
+            cpu_load(args.load), \
             ThreadPoolExecutor(max_workers=max(1, (args.jobs + 1) // 2)) as pool:
         futures += [pool.submit(verify_lab, lab, args.seed, args.repeat,
                                 concurrent=args.jobs > 1, worktree=args.worktree,

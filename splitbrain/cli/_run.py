@@ -140,3 +140,20 @@ def working(text: str):
     else:
         print(text, file=sys.stderr, flush=True)
         yield
+
+
+@contextlib.contextmanager
+def cpu_load(n: int):
+    """``n`` processes that keep a core busy each while the block runs: gradings under the
+    contention of a class graded in parallel or a loaded CI machine, where a test that catches
+    its mistake only when timing lines up shows itself."""
+    import subprocess
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"],
+                                stdin=subprocess.DEVNULL) for _ in range(max(0, n))]
+    try:
+        yield
+    finally:
+        for b in burners:
+            b.kill()
+        for b in burners:
+            b.wait()

@@ -131,6 +131,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                 ("splitbrain verify 04 --variants", "lab 04 and its graded variants"),
                 ("splitbrain verify 04 --mutants", "and how many mutants the tests kill"),
                 ("splitbrain verify 04 --mutants --survivors", "regrade only the last survivors"),
+                ("splitbrain verify 06 --variants --repeat 4 --jobs 4 --load 4",
+                 "on a busy machine: the same grades?"),
                 ("splitbrain verify 99-example", "a new lab: what is left to write")])
     p.add_argument("labs", nargs="*", metavar="LAB", help="labs to prove (default: all)")
     p.add_argument("--json", action="store_true", help="print only JSON on stdout")
@@ -154,6 +156,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--worktree", action="store_true",
                    help="grade the handout as it is in the working tree, for a lab's author who "
                         "is editing it (default: as committed, so a learner's edits never count)")
+    p.add_argument("--load", type=int, default=0, metavar="N",
+                   help="keep N more processes busy on the CPU while grading, as a loaded CI "
+                        "machine or a class graded in parallel would: with --repeat, a verdict "
+                        "that holds only on a quiet machine shows itself (default 0)")
     p.set_defaults(func=cmd_verify)
 
 

@@ -169,10 +169,14 @@ class Payments:
             self._lanes.discard(n)
 
     # -- truth ---------------------------------------------------------------------------------
-    def charges(self) -> list[dict]:
-        with self._conn() as c:
-            rows = c.execute("SELECT id, key, order_id, amount FROM payments.charges "
-                             "ORDER BY id").fetchall()
+    def charges(self, conn: psycopg.Connection | None = None) -> list[dict]:
+        """Every charge made; on ``conn`` when given (to read them in the caller's snapshot)."""
+        sql = "SELECT id, key, order_id, amount FROM payments.charges ORDER BY id"
+        if conn is not None:
+            rows = conn.execute(sql).fetchall()
+        else:
+            with self._conn() as c:
+                rows = c.execute(sql).fetchall()
         return [{"id": i, "key": k, "order": o, "amount": int(a)} for i, k, o, a in rows]
 
     # -- work ----------------------------------------------------------------------------------
