@@ -870,37 +870,34 @@ def _poll(members, until, timeout: float) -> None:
             m.consumer.poll(0.05)
 
 
+def _first_assignment_after(bootstrap: str, name: str, **conf) -> float:
+    """Seconds from subscribing until a new group's only member is first assigned."""
+    topic = f"claims-{name}-{uuid.uuid4().hex[:8]}"
+    _create_topic(bootstrap, topic, 2)
+    c = Member(bootstrap, f"claims-{topic}", topic, **conf)
+    try:
+        _poll([c], lambda: c.assigned, 30)
+        assert c.assigned, "no assignment within 30 s"
+        return c.assigned[0][0]
+    finally:
+        c.close()
+
+
 def test_tansu_makes_every_joingroup_wait_half_the_session_timeout(tansu):
     """With session.timeout.ms=10000 the first assignment comes after about 5 s (Apache Kafka's
     wait for a new group is group.initial.rebalance.delay.ms, 3 s by default). The kit's
     consumers use 6000 ms."""
     from splitbrain.services.kafka import CONSUMER_DEFAULTS
     assert CONSUMER_DEFAULTS["session.timeout.ms"] == 6000
-    topic = f"claims-join-{uuid.uuid4().hex[:8]}"
-    _create_topic(tansu, topic, 2)
-    c = Member(tansu, f"claims-{topic}", topic, **{"session.timeout.ms": 10_000})
-    try:
-        _poll([c], lambda: c.assigned, 30)
-        assert c.assigned, "no assignment within 30 s"
-        assert c.assigned[0][0] >= 4.5, c.assigned
-    finally:
-        c.close()
-
+    assert _first_assignment_after(tansu, "join", **{"session.timeout.ms": 10_000}) >= 4.5
 
 
 def test_tansu_makes_a_joingroup_wait_a_second_even_with_a_short_session(tansu):
     """Half of a 600 ms session would be 300 ms: the first assignment still comes after about a
     second (lab 10's consumers use a 1 s session, so a join takes about a second there)."""
-    topic = f"claims-join-short-{uuid.uuid4().hex[:8]}"
-    _create_topic(tansu, topic, 2)
-    c = Member(tansu, f"claims-{topic}", topic, **{"session.timeout.ms": 600,
-                                                    "heartbeat.interval.ms": 150})
-    try:
-        _poll([c], lambda: c.assigned, 30)
-        assert c.assigned, "no assignment within 30 s"
-        assert c.assigned[0][0] >= 0.9, c.assigned
-    finally:
-        c.close()
+    assert _first_assignment_after(tansu, "join-short", **{"session.timeout.ms": 600,
+                                                           "heartbeat.interval.ms": 150}) >= 0.9
+
 
 def test_tansu_never_assigns_partitions_to_a_kip848_consumer(tansu):
     """A consumer of the new group protocol (group.protocol=consumer) gets nothing, while a
