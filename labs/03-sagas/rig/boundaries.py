@@ -223,9 +223,15 @@ def _reach(rig: Any, a: Any, links: Links, b: Boundary, saga_id: str, order: dic
 
 
 def race(rig: Any, a: Any, b_replica: Any, links: Links, b: Boundary, saga_id: str,
-         order: dict, snaps: Snapshots, patience: float = 1.0, timeout: float = 10.0) -> bool:
+         order: dict, snaps: Snapshots, patience: float = 10.0, timeout: float = 10.0) -> bool:
     """Hold a fresh saga of ``a`` at ``b`` while ``b_replica`` runs ``recover()``; then let
-    both finish. False when the saga never reached that boundary (its traffic changed)."""
+    both finish. False when the saga never reached that boundary (its traffic changed).
+
+    ``patience`` is how long the stall waits for the recovery to return or to wait on a lock,
+    the moment the race is built on. Generous: on a loaded machine a recovery can take seconds
+    to get there, and a stall healed before it did lets the original finish first, so a
+    recovery that turns back a saga it should leave alone (no per-saga lock) would pass. Only a
+    recovery that neither returns nor waits on a lock waits it out."""
     stall, fut, reached = _reach(rig, a, links, b, saga_id, order, timeout)
     try:
         if reached:

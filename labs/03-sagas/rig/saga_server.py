@@ -318,16 +318,20 @@ class Participants:
     # -- truth -----------------------------------------------------------------------------------
     def ledger(self) -> list[LedgerRow]:
         """Every answered call, from the grader's own query of the three ledgers, in the order
-        they were recorded."""
+        they were recorded. The three are read in one snapshot: read one by one, a call
+        committed between two reads (an orchestrator still running) would show a later step in
+        one ledger without the earlier one in another, an order that never happened."""
         rows: list[LedgerRow] = []
         with self._conn() as conn:
-            for svc in OPERATIONS:
-                for seq, key, saga, op, args, status, at, done_at in conn.execute(
-                        f"SELECT seq, key, saga_id, op, args, status, "
-                        f"extract(epoch FROM at)::float8, "
-                        f"coalesce(extract(epoch FROM done_at)::float8, 0) FROM {svc}.ledger "
-                        f"WHERE status <> 'pending' ORDER BY seq"):
-                    rows.append(LedgerRow(svc, op, key, saga, args, status, seq, at, done_at))
+            with conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                for svc in OPERATIONS:
+                    for seq, key, saga, op, args, status, at, done_at in conn.execute(
+                            f"SELECT seq, key, saga_id, op, args, status, "
+                            f"extract(epoch FROM at)::float8, "
+                            f"coalesce(extract(epoch FROM done_at)::float8, 0) FROM {svc}.ledger "
+                            f"WHERE status <> 'pending' ORDER BY seq"):
+                        rows.append(LedgerRow(svc, op, key, saga, args, status, seq, at, done_at))
         return sorted(rows, key=lambda r: r.at)
 
     def balances(self) -> dict[str, dict[str, int]]:
