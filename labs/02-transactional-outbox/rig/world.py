@@ -404,7 +404,7 @@ class World:
                      before: Callable[[str, int], Any] | None = None,
                      during: Callable[[str, int, Any], Any] | None = None,
                      after: Callable[[str, int, Any], Any] | None = None,
-                     engage_s: float = 5.0, result_s: float = 20.0, limit: int = 40) -> int:
+                     engage_s: float = 10.0, result_s: float = 20.0, limit: int = 40) -> int:
         """Place a stall at every boundary between two round trips of ``call()`` on ``link``:
         for each stream ("upstream" holds the next request: a pause before it; "downstream" the
         next reply: done, but the caller does not know), k = 0, 1, ... lets k messages through
@@ -412,7 +412,12 @@ class World:
         starts the operation and returns its Future; at each engaged stall ``during(stream, k,
         future)`` runs while the message is held; then the stall heals, and ``after(stream, k,
         future)`` (or a plain wait) collects the outcome. Returns how many boundaries were
-        held."""
+        held.
+
+        ``engage_s`` is how long a call may take to reach the stall or finish: a call that does
+        neither in that time ends the walk of its stream as one that got through would, so the
+        boundaries after it are never held. Generous, since a loaded machine can take seconds
+        to get a call to its k-th message; a call that gets through returns long before."""
         from splitbrain.sandbox import SandboxError
         held = 0
         for stream in streams:
@@ -452,9 +457,15 @@ class World:
         with psycopg.connect(self.ns.pg_admin_url, autocommit=True) as conn:
             return int(conn.execute(LOCK_WAITERS).fetchone()[0])
 
-    def settle(self, fut: Any, deadline_s: float = 5.0) -> bool:
+    def settle(self, fut: Any, deadline_s: float = 10.0) -> bool:
         """Wait until ``fut`` is done or its worker waits for a lock another holds (the moment
-        to release the holder). True when it is done."""
+        to release the holder). True when it is done.
+
+        The tests build their race on that moment and go on whatever this returns, so the
+        deadline is generous: on a loaded machine the second call can take seconds to reach the
+        lock, and a holder released before it did would let the two run one after the other,
+        where a mistake that shows only when they overlap (a check-then-act) passes. Only a call
+        that neither returns nor waits for a lock waits it out."""
         wait_until(lambda: fut.done() or self.lock_waiters() > 0, deadline_s, 0.01)
         return fut.done()
 
