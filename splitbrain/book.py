@@ -35,6 +35,7 @@ from pathlib import Path
 
 from splitbrain import paths
 from splitbrain.lab import SLUG_RE, Figure, LabError, LabInfo, load_lab
+from splitbrain import pyast
 
 __all__ = ["BookError", "NotRecorded", "Page", "FaultInfo", "book_labs", "fault_catalog",
            "figure_path", "figure_svg", "render", "gen_files", "table_problems"]
@@ -154,7 +155,7 @@ def _cell(text: str) -> str:
 def _interface(lab: LabInfo) -> str:
     """The handout component's module docstring, which documents the interface the grader calls."""
     try:
-        tree = ast.parse(lab.component_path.read_text(encoding="utf-8"))
+        tree = pyast.parse(lab.component_path.read_text(encoding="utf-8"))
     except (OSError, SyntaxError):
         return ""
     return (ast.get_docstring(tree) or "").strip()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from splitbrain.lab import LabInfo
+from splitbrain import pyast
 
 __all__ = ["Item", "completeness", "missing"]
 
@@ -46,7 +47,7 @@ def _rel(lab: LabInfo, path: Path) -> str:
 def _defines(path: Path, names: tuple[str, ...]) -> tuple[list[str], str | None]:
     """(names of ``names`` the module does not define at top level, its docstring)."""
     try:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
+        tree = pyast.parse(path.read_text(encoding="utf-8"))
     except (OSError, SyntaxError):
         return list(names), None
     top = set()
@@ -60,7 +61,7 @@ def _defines(path: Path, names: tuple[str, ...]) -> tuple[list[str], str | None]
 
 def _tests(path: Path) -> list[ast.FunctionDef]:
     try:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
+        tree = pyast.parse(path.read_text(encoding="utf-8"))
     except (OSError, SyntaxError):
         return []
     return [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test")]

@@ -33,6 +33,7 @@ import ast
 import hashlib
 import re
 from dataclasses import dataclass
+from splitbrain import pyast
 
 __all__ = ["Mutant", "mutants"]
 
@@ -209,7 +210,7 @@ def _script_lines(seg: str, base: int) -> list[tuple[str, int, int, str]]:
 
 def mutants(source: str) -> list[Mutant]:
     """Every mutant of ``source`` (compiling, distinct from the original and each other)."""
-    tree = ast.parse(source)
+    tree = pyast.parse(source)
     t = _Text(source)
     seen = {ast.dump(tree)}
     out: list[Mutant] = []
@@ -217,7 +218,7 @@ def mutants(source: str) -> list[Mutant]:
     for op, s, e, rep in sorted(_edits(tree, t), key=lambda x: (x[1], x[2], x[0], x[3])):
         text = source[:s] + rep + source[e:]
         try:
-            dump = ast.dump(ast.parse(text))
+            dump = ast.dump(pyast.parse(text))
             compile(text, "<mutant>", "exec")
         except (SyntaxError, ValueError):
             continue

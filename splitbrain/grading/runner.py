@@ -23,6 +23,7 @@ from pathlib import Path
 from splitbrain.grading.results import GradingResult, TestResult
 from splitbrain.lab import LabInfo
 from splitbrain.sandbox.zygote import SHARE_ENV
+from splitbrain import pyast
 
 # A learner's `check` (and a Gradescope run) deals the tests of one grading out to this many
 # pytest processes: a grading mostly waits (leases, timeouts, stalls), so one more process than
@@ -129,7 +130,7 @@ def _nodes(files: list[Path]) -> list[str]:
     nodes: list[str] = []
     for f in files:
         try:
-            tree = ast.parse(f.read_text(encoding="utf-8"))
+            tree = pyast.parse(f.read_text(encoding="utf-8"))
         except (OSError, SyntaxError, ValueError):
             nodes.append(str(f))
             continue

@@ -25,6 +25,7 @@ import tarfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from splitbrain import pyast
 
 SUFFIXES = (".py", ".ipynb")
 ARCHIVES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
@@ -42,7 +43,7 @@ class SubmissionError(ValueError):
 def defined_names(source: str, where: str) -> set[str] | None:
     """Top-level names a module defines (None when a star import makes it unknowable)."""
     try:
-        tree = ast.parse(source, filename=where)
+        tree = pyast.parse(source, filename=where)
     except SyntaxError as e:
         raise SubmissionError(f"{where}: syntax error on line {e.lineno}: {e.msg}. Fix it and "
                               f"run again (python -m py_compile {Path(where).name} shows it "
@@ -80,7 +81,7 @@ _DEFS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.
 def _definitions_only(src: str) -> bool:
     """A cell that only imports and defines (no experiment that would run at import time)."""
     try:
-        body = ast.parse(src).body
+        body = pyast.parse(src).body
     except SyntaxError:
         return False
     return bool(body) and all(isinstance(n, _DEFS) or (isinstance(n, ast.Expr) and isinstance(

@@ -481,7 +481,11 @@ def preload_for(*sources: Path) -> tuple[str, ...]:
 def _imports(path: str, mtime_ns: int, size: int) -> frozenset[str]:
     """Top-level names a file imports (read again only when it changes)."""
     try:
-        tree = ast.parse(Path(path).read_text(encoding="utf-8", errors="replace"))
+        from splitbrain.pyast import parse      # safe from several threads at once
+    except ImportError:                         # this file run on its own, outside the kit
+        parse = ast.parse
+    try:
+        tree = parse(Path(path).read_text(encoding="utf-8", errors="replace"))
     except (OSError, SyntaxError, ValueError):
         return frozenset()
     names: set[str] = set()
