@@ -1,9 +1,12 @@
 """Registry, seeded schedules, delivery faults and the Nemesis (unit level, no servers)."""
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
-from splitbrain.faults import FAULTS, Delivery, Nemesis, Schedule
+from splitbrain.faults import FAULTS, Delivery, Nemesis, Pace, Schedule
 from splitbrain.faults.clock import Clock
 from splitbrain.faults.registry import FaultError, make_fault
 from splitbrain.faults.schedule import FaultEvent
@@ -180,3 +183,115 @@ def test_every_lazy_name_of_the_faults_package_resolves():
         assert getattr(faults, name) is not None, name
     with pytest.raises(AttributeError):
         faults.no_such_thing  # noqa: B018
+
+
+# -- a schedule followed on the workload's steps (Pace) ----------------------------------------
+class FreezingWorker(FakeWorker):
+    """A worker whose calls wait while it is paused, as a SIGSTOPped process's do."""
+
+    def __init__(self, name):
+        super().__init__(name)
+        self.running = threading.Event()
+        self.running.set()
+
+    def pause(self, record=True):
+        super().pause(record)
+        self.running.clear()
+
+    def resume(self, record=True):
+        super().resume(record)
+        self.running.set()
+
+    def call(self):
+        assert self.running.wait(10), "the paused worker was never resumed"
+        return "ok"
+
+
+def paced(events, step_s, workload_step, duration_s=None, **kw):
+    """Follow ``events`` on a Pace while a thread runs ``workload_step(n)`` at every step."""
+    pace = Pace(step_s, **kw)
+    seen = []
+
+    def workload():
+        for n in pace:
+            seen.append(n)
+            workload_step(n)
+    t = threading.Thread(target=workload, daemon=True)
+    t.start()
+    return pace, seen, t
+
+
+def test_pace_maps_seconds_to_step_boundaries():
+    pace = Pace(0.04)
+    assert [pace.step_of(s) for s in (0.0, 0.01, 0.04, 0.07, 0.08, 0.081)] == [0, 1, 1, 2, 2, 3]
+    assert pace.heal_step(FaultEvent(0.07, "pause", "a", {}, 0.44)) == 13     # ceil(0.51/0.04)
+    assert pace.heal_step(FaultEvent(0.07, "pause", "a", {}, 0.001)) == 3     # at least a step
+    assert pace.heal_step(FaultEvent(0.07, "pause", "a", {}, None)) == 2
+    sched = Schedule((FaultEvent(0.07, "clock-skew", "c", {"offset": 5.0}, 0.3),), 1, 1.5)
+    assert pace.last_step(sched) == 38
+    text = sched.describe(pace=pace)
+    assert "steps of 0.04 s (38 steps)" in text and "step   2" in text and "to step  10" in text
+    frozen = Schedule((FaultEvent(0.07, "pause", "b", {}, 0.44),), 1, 1.5).describe(pace=pace)
+    assert "for 0.44s of wall clock" in frozen
+    assert "0.07s +0.44s" in Schedule((FaultEvent(0.07, "pause", "b", {}, 0.44),), 1).describe()
+    with pytest.raises(FaultError, match="step_s"):
+        Pace(0)
+
+
+@pytest.mark.parametrize("slow_s", [0.0, 0.02])
+def test_a_paced_schedule_lands_on_the_same_steps_however_fast_the_workload_runs(slow_s):
+    c = Clock()
+    events = [FaultEvent(0.05, "clock-skew", "clock", {"offset": 5.0}, 0.1),   # steps 5 to 15
+              FaultEvent(0.2, "clock-skew", "clock", {"offset": -7.0}, None)]  # step 20, open
+    h = History()
+    n = Nemesis(h, targets={"clock": c})
+    offsets = {}
+
+    def step(i):
+        offsets[i] = c.offset         # what the workload sees during step i
+        if slow_s and i % 3 == 0:
+            time.sleep(slow_s)        # a slow machine: the schedule's seconds pass in fewer steps
+    pace, seen, t = paced(events, 0.01, step)
+    n.run(Schedule(tuple(events), 1, 0.3), pace=pace)
+    t.join(10)
+    assert not t.is_alive() and seen == list(range(30))
+    assert offsets == {i: (5.0 if 5 <= i < 15 else -7.0 if i >= 20 else 0.0) for i in range(30)}
+    assert [e.value["phase"] for e in h.faults()] == ["start", "end", "start"]
+    assert c.offset == -7.0          # an open-ended fault waits for heal_all, as on wall time
+    n.heal_all()
+    assert c.offset == 0.0
+
+
+def test_a_frozen_target_is_healed_on_the_wall_clock_while_the_workload_waits_on_it():
+    w = FreezingWorker("b")
+    c = Clock()
+    events = [FaultEvent(0.02, "pause", "b", {}, 0.05),           # step 2, healed 50 ms later
+              FaultEvent(0.03, "clock-skew", "clock", {"offset": 1.0}, 0.02)]
+    n = Nemesis(History(), targets={"b": w, "clock": c})
+    answers = {}
+
+    def step(i):
+        answers[i] = (w.call(), c.offset)   # blocks in step 2 until the pause is healed
+    pace, seen, t = paced(events, 0.01, step)
+    n.run(Schedule(tuple(events), 1, 0.1), pace=pace)
+    t.join(10)
+    assert seen == list(range(10))
+    assert answers == {i: ("ok", 1.0 if 3 <= i < 5 else 0.0) for i in range(10)}
+    assert w.calls == [("pause", False), ("resume", False)]
+
+
+def test_heal_all_stops_a_paced_run_and_a_workload_that_never_comes_is_named():
+    w = FakeWorker("a")
+    n = Nemesis(History(), targets={"a": w})
+    pace = Pace(0.01)
+    events = [FaultEvent(0.0, "pause", "a", {}, None)]
+    n.start(events, pace=pace)
+    assert pace.step() == 0 and w.calls == [("pause", False)]
+    n.heal_all()                      # another thread stops it: the workload is told to stop
+    assert pace.step() is None and pace.closed
+    assert w.calls[-1] == ("resume", False)
+
+    lazy = Nemesis(History(), targets={"a": FakeWorker("a")})
+    with pytest.raises(FaultError, match="did not reach step 0"):
+        lazy.run([FaultEvent(0.0, "pause", "a", {}, 0.1)], pace=Pace(0.01, timeout_s=0.05))
+    assert lazy.errors and "did not reach step 0" in lazy.errors[0]

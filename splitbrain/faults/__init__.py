@@ -3,7 +3,7 @@
 Modules: ``clock`` (Clock), ``crash`` (crash points), ``proxy`` (FaultProxy, the kit's TCP fault
 proxy with Toxiproxy's HTTP API), ``toxiproxy`` (a client for that API), ``process`` (pause, resume,
 kill, restart), ``delivery`` (duplicate, delay, reorder), ``registry`` (FAULTS: name -> fault
-class), ``schedule`` (seeded Schedule, Nemesis). Names are imported lazily so that importing
+class), ``schedule`` (seeded Schedule, Nemesis, Pace). Names are imported lazily so that importing
 ``splitbrain`` stays cheap for learner code.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ _LAZY = {
     "Delivery": "delivery",
     "FAULTS": "registry", "Fault": "registry", "FaultError": "registry", "make_fault": "registry",
     "ToxicError": "toxics",
-    "Schedule": "schedule", "FaultEvent": "schedule", "Nemesis": "schedule",
+    "Schedule": "schedule", "FaultEvent": "schedule", "Nemesis": "schedule", "Pace": "schedule",
 }
 __all__ = sorted(_LAZY)
 

@@ -53,7 +53,10 @@ class Fault:
     book's fault table: ``name`` (the one name used everywhere), ``kind`` (process, network,
     clock, crash, delivery, service, or condition: a shape of the scenario that is recorded but
     changes nothing by itself), ``description`` (one sentence for a reader), ``needs`` (what the
-    target must offer), ``instant`` (a one-off event, such as a kill: its end is recorded at once).
+    target must offer), ``instant`` (a one-off event, such as a kill: its end is recorded at once),
+    ``freezes`` (a call into the target waits until the fault is healed, as in a pause: a
+    schedule followed on a workload's steps heals it on the wall clock, since a workload that
+    calls the frozen target cannot reach the step that would heal it).
 
     Injected through a :class:`~splitbrain.faults.schedule.Nemesis` (the one route every test
     uses), ``heal()`` also records the fault's end in the history.
@@ -64,6 +67,7 @@ class Fault:
     description: ClassVar[str] = ""
     needs: ClassVar[str] = ""
     instant: ClassVar[bool] = False
+    freezes: ClassVar[bool] = False
 
     def __init__(self, target: Any = None, **params: Any) -> None:
         self.target = target

@@ -51,6 +51,7 @@ __all__ = ["Fault", "FaultError", "FAULTS", "KIT_FAULTS", "Condition", "make_fau
 class Pause(Fault):
     name, needs = "pause", "pause()/resume() methods or a pid"
     kind = "process"
+    freezes = True
     description = ("a process frozen mid-flight (SIGSTOP, then SIGCONT), like a long garbage-collection pause")
 
     def check(self) -> None:

@@ -10,6 +10,26 @@ same seed and arguments give the same list on every machine, and the report prin
     nemesis.run(sched)            # or nemesis.start(sched) ... nemesis.wait()
     nemesis.heal_all()
 
+Followed that way, the schedule runs on wall-clock time: where a fault lands among the workload's
+operations depends on how fast the machine runs them. A schedule followed on a :class:`Pace`
+lands its faults between the workload's own steps instead, the same ones on a quiet machine and a
+busy one::
+
+    pace = Pace(step_s=0.04)       # one step (a round of the workload) stands for 0.04 s
+    def workload():
+        while (n := pace.step()) is not None:    # the faults due at step n happen first
+            round_(nodes, n)
+    threading.Thread(target=workload).start()
+    nemesis.run(sched, pace=pace)  # returns once the workload has run every step
+    print(sched.describe(pace=pace))
+
+A fault is injected at the first step boundary at or after its ``at`` (step ``n`` stands for
+``n * step_s`` seconds) and healed at the boundary of its end, at least one step later; the
+workload waits at a boundary until what is due there has happened. A fault that freezes its target
+(``Fault.freezes``: a pause) is healed ``duration`` seconds after it was injected instead, on the
+wall clock, like a real stop-the-world pause: a workload that calls the frozen process waits in
+that call and could never reach the step that heals it.
+
 Fault windows in a generated schedule never overlap, so each anomaly can be laid next to the one
 fault that was active. ``faults`` may also be a dict ``name -> params``; a param given as a
 ``(low, high)`` pair is drawn from that range by the seed (``{"latency": {"ms": (50, 300)}}``).
@@ -17,6 +37,7 @@ fault that was active. ``faults`` may also be a dict ``name -> params``; a param
 from __future__ import annotations
 
 import json
+import math
 import random
 import threading
 import time
@@ -26,7 +47,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from splitbrain.faults.registry import FAULTS, Fault, FaultError, target_name
 from splitbrain.history import History
 
-__all__ = ["FaultEvent", "Schedule", "Nemesis"]
+__all__ = ["FaultEvent", "Schedule", "Nemesis", "Pace"]
 
 
 @dataclass(frozen=True)
@@ -66,10 +87,28 @@ class Schedule:
         return cls(tuple(FaultEvent(**e) for e in data["events"]), data.get("seed"),
                    data.get("duration_s"))
 
-    def describe(self) -> str:
-        lines = [f"schedule seed={self.seed} ({len(self.events)} faults)"]
+    def describe(self, pace: "Pace | None" = None, registry: Mapping[str, type[Fault]] | None
+                 = None) -> str:
+        """One line per fault: when it starts and how long it lasts, in seconds, or with ``pace``
+        at which step of the workload it is injected and at which it is healed (a fault that
+        freezes its target lasts its seconds, whatever the steps)."""
+        if pace is None:
+            lines = [f"schedule seed={self.seed} ({len(self.events)} faults)"]
+        else:
+            lines = [f"schedule seed={self.seed} ({len(self.events)} faults), followed on the "
+                     f"workload's steps of {pace.step_s:g} s ({pace.last_step(self)} steps)"]
+        registry = registry if registry is not None else FAULTS
         for e in self.events:
-            span = f"{e.at:6.2f}s" + (f" +{e.duration:.2f}s" if e.duration is not None else "")
+            if pace is None:
+                span = f"{e.at:6.2f}s" + (f" +{e.duration:.2f}s" if e.duration is not None else "")
+            else:
+                start = pace.step_of(e.at)
+                span = f"step {start:3d} ({e.at:5.2f}s)"
+                if e.duration is not None:
+                    if _freezes(registry, e.fault):
+                        span += f" for {e.duration:.2f}s of wall clock"
+                    else:
+                        span += f" to step {pace.heal_step(e):3d}"
             extra = " ".join(f"{k}={v}" for k, v in e.params.items())
             lines.append(f"  {span}  {e.fault}({e.target}) {extra}".rstrip())
         return "\n".join(lines)
@@ -129,6 +168,123 @@ def _draw(rng: random.Random, value: Any) -> Any:
     return value
 
 
+def _freezes(registry: Mapping[str, type[Fault]], name: str) -> bool:
+    cls = registry.get(name)
+    return bool(getattr(cls, "freezes", False))
+
+
+class Pace:
+    """The steps of a workload, for following a schedule on them rather than on wall-clock time.
+
+    The workload calls :meth:`step` before each of its steps (a round of operations); it answers
+    the step's number (0, 1, 2, ...) once the nemesis has injected and healed every fault due at
+    that boundary, and None when the schedule is over or was stopped. ``Nemesis.run(schedule,
+    pace=pace)`` follows the schedule on these steps: step ``n`` stands for ``n * step_s`` seconds
+    of the schedule, so a fault at ``at`` seconds is injected before step ``step_of(at)``, with the
+    workload held at that boundary, and healed before step ``heal_step(event)``.
+    ``timeout_s``: how long either side waits for the other before giving up (generous: only a
+    workload that never gets there waits it out).
+    """
+
+    def __init__(self, step_s: float, timeout_s: float = 60.0) -> None:
+        if not step_s > 0:
+            raise FaultError(f"a pace's step_s is a positive number of seconds, got {step_s!r}")
+        self.step_s = float(step_s)
+        self.timeout_s = float(timeout_s)
+        self._cond = threading.Condition()
+        self._reached = -1          # the boundary the workload waits at (or last passed)
+        self._ready = -1            # every fault due at boundaries <= this one has happened
+        self._last: int | None = None   # the number of steps of the schedule being followed
+        self._closed = False
+
+    def step_of(self, seconds: float) -> int:
+        """The first step boundary at or after ``seconds`` of the schedule."""
+        return max(0, math.ceil(round(seconds / self.step_s, 9)))
+
+    def heal_step(self, event: FaultEvent) -> int:
+        """The boundary an event's fault is healed at: its end's, at least a step after it began."""
+        start = self.step_of(event.at)
+        if event.duration is None:
+            return start
+        return max(start + 1, self.step_of(event.at + event.duration))
+
+    def last_step(self, schedule: Schedule | Iterable[FaultEvent]) -> int:
+        """How many steps the workload runs: the schedule's ``duration_s``, and at least one
+        step after every fault begins and after every heal at a step boundary."""
+        events = list(schedule)
+        n = self.step_of(schedule.duration_s) if isinstance(schedule, Schedule) and \
+            schedule.duration_s is not None else 0
+        for e in events:
+            n = max(n, self.step_of(e.at) + 1, self.heal_step(e) + 1 if e.duration is not None
+                    else 0)
+        return n
+
+    # -- the workload's side --------------------------------------------------------------------
+    def step(self) -> int | None:
+        """Wait at the next step boundary until its faults have happened; its number, or None
+        when the schedule is over (or stopped) and the workload should stop."""
+        with self._cond:
+            n = self._reached + 1
+            self._reached = n
+            self._cond.notify_all()
+            deadline = time.monotonic() + self.timeout_s
+            while not self._closed and self._ready < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise FaultError(f"the nemesis did not get step {n} of the schedule ready "
+                                     f"within {self.timeout_s:g} s")
+                self._cond.wait(left)
+            if self._closed or (self._last is not None and n >= self._last):
+                return None
+            return n
+
+    def __iter__(self):
+        while (n := self.step()) is not None:
+            yield n
+
+    def close(self) -> None:
+        """Stop: the workload's next ``step()`` answers None, a waiting nemesis returns."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- the nemesis's side ---------------------------------------------------------------------
+    def _begin(self, last: int) -> None:
+        with self._cond:
+            self._last = last
+            self._cond.notify_all()
+
+    def _wait_reached(self, n: int, until: float | None) -> bool:
+        """Wait until the workload waits at boundary ``n`` (True), or until the monotonic time
+        ``until`` (False). Raises when the pace is closed or the workload never comes."""
+        with self._cond:
+            deadline = time.monotonic() + self.timeout_s
+            while self._reached < n and not self._closed:
+                now = time.monotonic()
+                if until is not None and now >= until:
+                    return False
+                if now >= deadline:
+                    raise FaultError(f"the workload did not reach step {n} of the schedule "
+                                     f"within {self.timeout_s:g} s")
+                self._cond.wait(min(deadline, until if until is not None else deadline) - now)
+            if self._closed:
+                raise _Stopped
+            return True
+
+    def _release(self, n: int) -> None:
+        with self._cond:
+            self._ready = max(self._ready, n)
+            self._cond.notify_all()
+
+
+class _Stopped(Exception):
+    """The pace was closed while the nemesis followed it."""
+
+
 class Nemesis:
     """Injects faults on named targets and records each start and end in the history.
 
@@ -147,6 +303,7 @@ class Nemesis:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._pace: Pace | None = None
         self.errors: list[str] = []
 
     def add_target(self, name: str, target: Any) -> None:
@@ -199,6 +356,8 @@ class Nemesis:
     def heal_all(self) -> None:
         """Stop a running schedule and heal every active fault, newest first."""
         self._stop.set()
+        if self._pace is not None:
+            self._pace.close()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=30)
         errors = []
@@ -238,8 +397,14 @@ class Nemesis:
                 out.append((e.at + e.duration, 2 * i, "heal", e))
         return sorted(out, key=lambda s: (s[0], s[1]))
 
-    def run(self, schedule: Schedule | Iterable[FaultEvent]) -> None:
-        """Follow the schedule in this thread (blocking); heals what it injected."""
+    def run(self, schedule: Schedule | Iterable[FaultEvent], pace: Pace | None = None) -> None:
+        """Follow the schedule in this thread (blocking); heals what it injected.
+
+        Without ``pace``, on wall-clock time from now. With a :class:`Pace`, on the steps of the
+        workload that calls ``pace.step()``: returns once the workload has been let through its
+        last step (and the faults that freeze their target have been healed)."""
+        if pace is not None:
+            return self._run_paced(schedule, pace)
         self._stop.clear()
         t0 = time.monotonic()
         live: dict[int, Fault] = {}
@@ -260,11 +425,72 @@ class Nemesis:
             for fault in live.values():
                 self.heal(fault)
 
-    def start(self, schedule: Schedule | Iterable[FaultEvent]) -> threading.Thread:
+    def _run_paced(self, schedule: Schedule | Iterable[FaultEvent], pace: Pace) -> None:
+        self._stop.clear()
+        self._pace = pace
+        events = list(schedule)
+        timed: list[tuple[float, int, FaultEvent]] = []   # (heal time, order, event): wall clock
+        at_step: list[tuple[int, float, int, str, FaultEvent]] = []
+        for i, e in enumerate(events):
+            at_step.append((pace.step_of(e.at), e.at, 2 * i + 1, "inject", e))
+            if e.duration is not None and not _freezes(self.registry, e.fault):
+                at_step.append((pace.heal_step(e), e.at + e.duration, 2 * i, "heal", e))
+        at_step.sort(key=lambda s: s[:3])
+        live: dict[int, Fault] = {}
+        try:
+            last = pace.last_step(schedule if isinstance(schedule, Schedule) else events)
+            pace._begin(last)
+        except BaseException:
+            pace.close()
+            raise
+
+        def heal_due(now: float) -> None:
+            while timed and timed[0][0] <= now:
+                _, _, event = timed.pop(0)
+                if id(event) in live:
+                    self.heal(live.pop(id(event)))
+
+        try:
+            boundary = 0
+            pending = list(at_step)
+            while boundary <= last:
+                # wait for the workload to reach the boundary; heal frozen targets on time meanwhile
+                while not pace._wait_reached(boundary, timed[0][0] if timed else None):
+                    heal_due(time.monotonic())
+                while pending and pending[0][0] == boundary:
+                    _, _, order, action, event = pending.pop(0)
+                    if action == "inject":
+                        fault = self.inject(event.fault, event.target, **event.params)
+                        if event.duration is not None:
+                            live[id(event)] = fault
+                            if _freezes(self.registry, event.fault):
+                                timed.append((time.monotonic() + event.duration, order, event))
+                                timed.sort(key=lambda t: t[:2])
+                    elif id(event) in live:
+                        self.heal(live.pop(id(event)))
+                heal_due(time.monotonic())
+                pace._release(boundary)
+                boundary += 1
+            while timed and not self._stop.is_set():    # a pause still running: let it last
+                if self._stop.wait(max(0.0, timed[0][0] - time.monotonic())):
+                    break
+                heal_due(time.monotonic())
+        except _Stopped:
+            return
+        except Exception as e:
+            self.errors.append(f"{type(e).__name__}: {e}")
+            raise
+        finally:
+            pace.close()
+            for fault in live.values():
+                self.heal(fault)
+
+    def start(self, schedule: Schedule | Iterable[FaultEvent], pace: Pace | None = None
+              ) -> threading.Thread:
         """Follow the schedule in a background thread; ``wait()`` joins it."""
         def target():
             try:
-                self.run(schedule)
+                self.run(schedule, pace)
             except Exception:   # noqa: BLE001 - kept in self.errors, raised by wait()
                 pass
         self._thread = threading.Thread(target=target, daemon=True, name="nemesis")

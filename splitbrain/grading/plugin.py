@@ -222,9 +222,10 @@ def proxy(services, ns, seed):
 @pytest.fixture
 def nemesis(history, seed, spawn, proxy):
     """The one route for faults: ``f = nemesis.inject("pause", worker)`` ... ``f.heal()``,
-    ``with nemesis.fault("partition", px): ...``, ``nemesis.run(schedule)``; each start and end is
-    recorded in the test's history. Set up after ``spawn`` and ``proxy``, so at teardown every
-    fault heals before the workers and proxies go."""
+    ``with nemesis.fault("partition", px): ...``, ``nemesis.run(schedule)`` (on the wall clock)
+    or ``nemesis.run(schedule, pace=pace)`` (on the workload's ``pace.step()``s); each start and
+    end is recorded in the test's history. Set up after ``spawn`` and ``proxy``, so at teardown
+    every fault heals before the workers and proxies go."""
     from splitbrain.faults import Nemesis
     n = Nemesis(history=history, seed=seed)
     yield n
