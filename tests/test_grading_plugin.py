@@ -142,7 +142,9 @@ RIG_TESTS = textwrap.dedent('''
     def test_the_rig_in_the_grader_and_in_the_worker(spawn, nemesis, history, ns):
         assert rig.WHERE == "the rig" and make({}) == "made here"
         w = spawn("a")
-        assert w.new("Box", Ref("rig.world:make")).what() == "made here"
+        box = w.new("Box", Ref("rig.world:make"))
+        assert box.what() == "made here"
+        assert w.call("rig.world:ask", box) == "asked: made here"   # a helper beside the component
         nemesis.inject("jam", w).heal()
 
     @pytest.mark.faults("no-such-fault")
@@ -161,7 +163,8 @@ def test_a_lab_rig_is_loaded_for_its_tests_and_workers_and_registers_faults(tmp_
                                     "        self.thing = thing\n"
                                     "    def what(self):\n        return self.thing\n")
     (lab_dir / "rig" / "__init__.py").write_text('WHERE = "the rig"\n')
-    (lab_dir / "rig" / "world.py").write_text("def make(resources):\n    return 'made here'\n")
+    (lab_dir / "rig" / "world.py").write_text("def make(resources):\n    return 'made here'\n"
+                                              "def ask(box):\n    return 'asked: ' + box.what()\n")
     (lab_dir / "rig" / "faults.py").write_text(textwrap.dedent('''
         from splitbrain.faults.registry import Condition, register
 

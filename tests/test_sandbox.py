@@ -147,6 +147,10 @@ def test_learner_exceptions_come_back_as_remote_errors(worker, ns):
         w.new("Thing", Ref("os.path:join"))
     with pytest.raises(RemoteError, match="spawned without its lab's rig"):
         w.new("Thing", Ref("rig.world:make"))
+    with pytest.raises(RemoteError, match="call 'os:getcwd': a helper is trusted code"):
+        w.call("os:getcwd")          # a call runs the component's functions or trusted helpers
+    with pytest.raises(RemoteError, match="call 'rig.world:look': this worker was spawned"):
+        w.call("rig.world:look", t)
     assert w.call("add", 1, 1) == 2  # the worker survives its learner's exceptions
 
 

@@ -284,7 +284,9 @@ class Worker:
         return RemoteObject(self, h["__obj__"], h.get("type", factory))
 
     def call(self, function: str, *args: Any, **kwargs: Any) -> Any:
-        """Call a module-level function of the component."""
+        """Call a module-level function of the component, or a trusted helper of the lab's rig
+        or the kit (``"rig.x:read_loop"``) that runs in the worker beside it: a loop timed on the
+        worker's own clock, with no round trip per step."""
         return self._call(None, function, args, kwargs).result()
 
     def fn(self, function: str) -> RemoteMethod:

@@ -67,21 +67,25 @@ class WorkerState:
         if name == "clock":
             return self.clock
         if ":" in name:
-            mod, _, fn = name.partition(":")
-            if not (mod.startswith("splitbrain.") or mod == "rig" or mod.startswith("rig.")):
-                raise Failure(f"Ref({name!r}): a helper is trusted code: a module of the lab's "
-                              f"rig (rig.x:make_thing) or of the kit (splitbrain.x:make_thing)")
-            if (mod == "rig" or mod.startswith("rig.")) and not self.rig:
-                raise Failure(f"Ref({name!r}): this worker was spawned without its lab's rig")
-            try:
-                factory = getattr(importlib.import_module(mod), fn)
-            except (ImportError, AttributeError) as e:
-                raise Failure(f"Ref({name!r}): cannot load the helper: {e}") from None
-            return factory(res, **kwargs)
+            return self.helper(name, f"Ref({name!r})")(res, **kwargs)
         if name in res:
             return res[name]
         raise Failure(f"Ref({name!r}): unknown resource; this worker has redis, pg, clock and "
                       f"{', '.join(sorted(res)) or 'no other resources'}")
+
+    def helper(self, name: str, what: str) -> Any:
+        """The trusted function ``module:function`` of the lab's rig (``rig.``) or of the kit
+        (``splitbrain.``): what a Ref builds with, or what ``call`` runs beside the component."""
+        mod, _, fn = name.partition(":")
+        if not (mod.startswith("splitbrain.") or mod == "rig" or mod.startswith("rig.")):
+            raise Failure(f"{what}: a helper is trusted code: a module of the lab's "
+                          f"rig (rig.x:make_thing) or of the kit (splitbrain.x:make_thing)")
+        if (mod == "rig" or mod.startswith("rig.")) and not self.rig:
+            raise Failure(f"{what}: this worker was spawned without its lab's rig")
+        try:
+            return getattr(importlib.import_module(mod), fn)
+        except (ImportError, AttributeError) as e:
+            raise Failure(f"{what}: cannot load the helper: {e}") from None
 
     def _need(self, key: str) -> str:
         if not self.resources.get(key):
@@ -143,6 +147,8 @@ class WorkerState:
         return {"names": sorted(n for n in vars(mod) if not n.startswith("_")), "pid": os.getpid()}
 
     def lookup(self, name: str) -> Any:
+        if ":" in name:         # a trusted helper run in the worker, beside the component
+            return self.helper(name, f"call {name!r}")
         try:
             return getattr(self.module, name)
         except AttributeError:
