@@ -6,11 +6,9 @@ a caller refreshes early a key it has cached.
 The grader sees every try itself: the origin writes down each call it receives, down or not, and
 each client reaches the private Redis through its own door, which writes down every connection
 (``rig.world.CacheStore``). The verdict judges those, not what the clients say."""
-import time
-
 import pytest
 from rig.checkers import origin_attempts
-from rig.world import Readers, outcome, wait_for
+from rig.world import Readers, outcome, read_until_origin, wait_for
 
 DOWN_S = 0.7        # how long a dependency stays down
 BUDGET = 6          # test_08's retry budget (attempts): its holder gives up within a second
@@ -73,16 +71,6 @@ def _tries(world, client, key):
     return sum(1 for c in world.calls() if c.client == client and c.key == key and not c.ok)
 
 
-def _read_until_refreshed(world, client, key, timeout=10.0):
-    """``client`` reads ``key`` again and again until one of its gets tries the origin (an early
-    refresh, since the key is cached): the moment is the get's, not a sleep's."""
-    deadline = time.monotonic() + timeout
-    while not _tries(world, client.name, key):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{client.name} never refreshed {key!r} it kept reading")
-        outcome(client.get_async(key))
-
-
 @pytest.mark.points(10)
 @pytest.mark.faults("origin-down")
 def test_08_a_caller_that_gives_up_makes_its_budget_of_tries_and_hands_the_key_over(world,
@@ -95,7 +83,7 @@ def test_08_a_caller_that_gives_up_makes_its_budget_of_tries_and_hands_the_key_o
     wait_for(lambda: _tries(world, holder.name, "cold"), timeout=10,
              why="the first caller never called the origin")
     futs = [w.get_async("cold") for w in waiters]        # the others wait for its value ...
-    _read_until_refreshed(world, reader, "hot")          # (a refresh that finds the origin down)
+    read_until_origin(reader, "hot")                     # (a refresh that finds the origin down)
     outcome(first, timeout=10)                           # ... it gives up after its budget ...
     wait_for(lambda: any(_tries(world, w.name, "cold") for w in waiters), timeout=10,
              why="no waiting caller took the key over")  # ... and one of them takes over
