@@ -8,7 +8,8 @@ cluster prefix, new stores) and holds the process one request later than the rou
 the call finishes without reaching the stall: then every boundary on that link has been visited.
 
 * test_05: the migrator held between the requests of its copy (``migrate``) while a process
-  reads keys it has not copied yet, then rewrites the others and reads them;
+  reads keys it has not copied yet, then rewrites the others and reads them (the keys: a few that
+  a dry move sent to the new shard, among keys that stayed);
 * test_06: a process that still has the old shard map writes behind the copy: the migrator held
   inside ``begin_rebalance`` while a process started now and the old one write the same key, and
   the old process held inside its own ``put`` while the move starts and copies;
@@ -27,7 +28,6 @@ from splitbrain.grading import expect_valid
 MAX_ROUNDS = 12         # more boundaries than any sensible design has on one link in one call
 BLOCK_S = 1.0           # a correct store may block a write while the move is half announced
 KEYS = part.keys(20)    # few keys, so that a handful of them move in each round
-STILL = part.keys(20, 100)   # written once per round, then only read while they move
 
 COPY_HINT = ("A copy must never overwrite a newer write: a writer may store a newer value on the "
              "new owner between your check and your copy. Create the key only if it is absent, in "
@@ -61,6 +61,21 @@ def judge_round(history, since, s, keys_, hint):
     part.expect_reads(own, placement, checker=check_routing, hint=hint)
 
 
+def dry_move(s, ns, workers, four, five, lk, nemesis, keys_):
+    """A move of ``keys_`` from four shards to five, judged by nothing: the keys the store sends
+    to the new shard s4, the keys that stay, and where each key sat before the move."""
+    m, a = fresh(s, ns, workers, four, lk, "dry")
+    part.write_many(a, ((k, f"v0-{k}") for k in keys_))
+    before = s.placement(keys_)
+    with nemesis.fault("add-shard", s.shard("s4")):
+        m.rebalance(five)
+    after = s.placement(keys_)
+    moving = [k for k in keys_ if "s4" in after[k] and "s4" not in before[k] and before[k]]
+    assert moving, ("no key moved to the new shard s4 when it was added to four shards: "
+                    "rebalance() must copy to s4 the keys it now owns")
+    return moving, [k for k in keys_ if k not in moving], before
+
+
 def settle(*futures):
     for f in futures:
         if f is not None:
@@ -74,25 +89,32 @@ def test_05_a_write_racing_the_copy_survives_it(shards, links, store, history, n
     lk = links(s)
     four, five = s.urls(["s0", "s1", "s2", "s3"]), s.urls()
     workers = [w for w, _ in store(["m", "w"], four, links=lk)]
+    # four keys that move to s4 (two rewritten while they move, two only read) among keys that
+    # stay: the walk below holds m before each request it makes to s4 inside migrate(), one round
+    # each, so it visits every copy within MAX_ROUNDS, both round trips of a check-then-copy
+    # included; a key that stays costs no round
+    moving, staying, _ = dry_move(s, ns, workers, four, five, lk, nemesis, part.keys(60))
+    keys_ = moving[0:4:2] + staying[:6]          # rewritten while the copy is held
+    still = moving[1:4:2] + staying[6:9]         # written once per round, then only read
     for rnd in range(MAX_ROUNDS):
         since = len(history)
         m, w = fresh(s, ns, workers, four, lk, rnd)
-        part.write_many(w, ((k, f"v0.{rnd}-{k}") for k in KEYS + STILL))
+        part.write_many(w, ((k, f"v0.{rnd}-{k}") for k in keys_ + still))
         added = nemesis.inject("add-shard", s.shard("s4"))
         m.begin_rebalance(five)
         # m held before its (rnd+1)-th request to the new shard s4 inside migrate()
         held = Held(nemesis, lk.link("m", "s4"), lambda: m.migrate.async_(), after=rnd)
         if held.engaged:
             with nemesis.fault("concurrency"):      # the writer reads and writes right there
-                part.read_many(w, STILL)            # some not copied yet: on the old owner only
-                part.write_many(w, ((k, f"v1.{rnd}-{k}") for k in KEYS))
-                part.read_many(w, KEYS)
+                part.read_many(w, still)            # some not copied yet: on the old owner only
+                part.write_many(w, ((k, f"v1.{rnd}-{k}") for k in keys_))
+                part.read_many(w, keys_)
         held.outcome()
-        part.read_many(w, KEYS)                      # during the move, the copy over
+        part.read_many(w, keys_)                     # during the move, the copy over
         m.finish_rebalance()
         added.heal()
-        part.read_many(m, KEYS + STILL)
-        judge_round(history, since, s, KEYS + STILL, COPY_HINT)
+        part.read_many(m, keys_ + still)
+        judge_round(history, since, s, keys_ + still, COPY_HINT)
         if not held.engaged:                          # every boundary on m->s4 visited
             break
     expect_valid(check_available(history), history,
@@ -113,15 +135,7 @@ def test_06_a_process_with_the_old_map_cannot_write_behind_the_copy(shards, link
     workers = [w for w, _ in store(["m", "a"], four, links=lk)]
     wm, wa = workers
     # a dry move first: which key moves to the new shard s4, and from which old owner
-    m, a = fresh(s, ns, workers, four, lk, "dry")
-    part.write_many(a, ((k, f"v0-{k}") for k in KEYS))
-    before = s.placement(KEYS)
-    with nemesis.fault("add-shard", s.shard("s4")):
-        m.rebalance(five)
-    after = s.placement(KEYS)
-    moving = [k for k in KEYS if "s4" in after[k] and "s4" not in before[k] and before[k]]
-    assert moving, ("no key moved to the new shard s4 when it was added to four shards: "
-                    "rebalance() must copy to s4 the keys it now owns")
+    moving, _, before = dry_move(s, ns, workers, four, five, lk, nemesis, KEYS)
     key, old = moving[0], sorted(before[moving[0]])[0]
     rnd = 0
     # (i) m held before its (j+1)-th request to the key's old owner inside begin_rebalance(); a

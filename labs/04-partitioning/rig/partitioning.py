@@ -44,12 +44,22 @@ class Shards:
 
     @classmethod
     def start(cls, n: int) -> "Shards":
+        """``n`` shards ``s0`` ... ``s(n-1)``, each a server of its own, started side by side (a
+        server spends its start waiting to answer, not computing)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from splitbrain.services import spawn_redis
         s = cls()
+        with ThreadPoolExecutor(max_workers=max(1, min(8, n))) as pool:
+            futures = [pool.submit(spawn_redis) for _ in range(n)]
         try:
-            for _ in range(n):
-                s.add()
+            for i, f in enumerate(futures):
+                s.handles[f"s{i}"] = f.result()
         except BaseException:
-            s.close()
+            for f in futures:     # the servers that did start, whichever failed
+                if f.exception() is None:
+                    f.result().close()
+            s.handles.clear()
             raise
         return s
 
