@@ -39,6 +39,7 @@ from rig.checkers import (SLACK_S, OrderTruth, check_available, check_projection
 from rig.outbox import TopicRead, create_topic, read_topic
 from splitbrain.checkers.base import Anomaly, Verdict, verdict
 from splitbrain.history import call_value
+from splitbrain.truth import MOMENT_S
 
 CONNECT = "rig.outbox:connector"
 PARTITIONS = 3
@@ -404,7 +405,7 @@ class World:
                      before: Callable[[str, int], Any] | None = None,
                      during: Callable[[str, int, Any], Any] | None = None,
                      after: Callable[[str, int, Any], Any] | None = None,
-                     engage_s: float = 10.0, result_s: float = 20.0, limit: int = 40) -> int:
+                     engage_s: float = MOMENT_S, result_s: float = 20.0, limit: int = 40) -> int:
         """Place a stall at every boundary between two round trips of ``call()`` on ``link``:
         for each stream ("upstream" holds the next request: a pause before it; "downstream" the
         next reply: done, but the caller does not know), k = 0, 1, ... lets k messages through

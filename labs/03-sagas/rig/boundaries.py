@@ -38,6 +38,8 @@ from typing import Any
 
 import psycopg
 
+from splitbrain.truth import MOMENT_S
+
 __all__ = ["Boundary", "Links", "walk", "race", "kill_at", "novel_kills", "distinct", "Snapshots"]
 
 PARTICIPANT_SCHEMAS = ("inventory", "payment", "shipping")
@@ -223,7 +225,7 @@ def _reach(rig: Any, a: Any, links: Links, b: Boundary, saga_id: str, order: dic
 
 
 def race(rig: Any, a: Any, b_replica: Any, links: Links, b: Boundary, saga_id: str,
-         order: dict, snaps: Snapshots, patience: float = 10.0, timeout: float = 10.0) -> bool:
+         order: dict, snaps: Snapshots, patience: float = MOMENT_S, timeout: float = 10.0) -> bool:
     """Hold a fresh saga of ``a`` at ``b`` while ``b_replica`` runs ``recover()``; then let
     both finish. False when the saga never reached that boundary (its traffic changed).
 

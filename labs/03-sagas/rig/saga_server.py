@@ -39,6 +39,7 @@ from psycopg.types.json import Jsonb
 
 from rig.saga import COMPENSATION_OF, OPERATIONS
 from splitbrain.history import History, call_value
+from splitbrain.truth import snapshot
 
 __all__ = ["Participants", "LedgerRow", "Armed", "FAULT_KINDS", "SCHEMA_SQL"]
 
@@ -323,8 +324,7 @@ class Participants:
         one ledger without the earlier one in another, an order that never happened."""
         rows: list[LedgerRow] = []
         with self._conn() as conn:
-            with conn.transaction():
-                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            with snapshot(conn):
                 for svc in OPERATIONS:
                     for seq, key, saga, op, args, status, at, done_at in conn.execute(
                             f"SELECT seq, key, saga_id, op, args, status, "

@@ -34,17 +34,12 @@ from rig.sender import Event, Sender
 from rig.signing import make_secret
 from splitbrain.checkers.base import Verdict
 from splitbrain.history import History
+from splitbrain.truth import MOMENT_S, snapshot, writing
 
 __all__ = ["World", "TABLES_SQL", "COMPONENT_CLASS", "SETTLE_S", "MOMENT_S"]
 
 COMPONENT_CLASS = "Receiver"
 SETTLE_S = 3.0
-# How long a test waits for the moment it builds on (an event applied and acknowledged) before
-# it goes on regardless. A receiver that is correct reaches it in well under a second on a quiet
-# machine; on a loaded one (a class graded in parallel) it may take seconds, and a test that
-# went on too early would not build the scenario it exists for: the wrong component it catches
-# would pass. Generous, since only a receiver that never gets there waits it out.
-MOMENT_S = 10.0
 # Anomalies that stay true once seen: a charge the payment API made (its table only grows, and
 # the receiver cannot write it), a second shipment committed (the goods left twice), a genuine
 # delivery never acknowledged (the history, once the provider has stopped sending); so is a
@@ -195,8 +190,7 @@ class World:
         one by one, a receiver's COMMIT falling between two reads would show an order's old
         version beside the shipment of its newer one, a state that never existed."""
         with psycopg.connect(self.admin_url, autocommit=True) as c:
-            with c.transaction():
-                c.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            with snapshot(c):
                 orders = {i: {"status": s, "version": int(v), "amount": int(a)}
                           for i, s, v, a in c.execute(
                               "SELECT id, status, version, amount FROM orders").fetchall()}
@@ -209,9 +203,7 @@ class World:
         database: a receiver in the middle of applying something, whose COMMIT is still to
         come."""
         with psycopg.connect(self.admin_url, autocommit=True) as c:
-            return bool(c.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL").fetchone()[0])
+            return writing(c)
 
     def judge(self) -> Verdict:
         orders, ships, charges = self.tables()
