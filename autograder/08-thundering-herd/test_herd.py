@@ -7,7 +7,7 @@ Every verdict comes from the grader's own view: the history of get() calls it ma
 origin's own record of every call it served (``world.expect``; ``rig.checkers.judge``)."""
 import pytest
 from rig.checkers import Bounds
-from rig.world import Readers, bump, computing, prepare, together, wait_for
+from rig.world import Readers, bump, computing, prepare, read_inside, together, wait_for
 
 HOT = "hot"
 CHEAP_MS = 0        # test_03's origin: no time to compute, so XFetch's early margin spreads nothing
@@ -71,7 +71,8 @@ def test_03_keys_cached_together_do_not_expire_together(world, nemesis, history)
     owner = {k: cs[i % len(cs)] for i, k in enumerate(keys)}
     with nemesis.fault("concurrency"):
         for k in keys:               # twelve keys filled within milliseconds, one after the other:
-            together([owner[k]], k)  # each computation takes about a millisecond (XFetch's delta)
+            read_inside(owner[k], k, reads=1)   # each computation takes about a millisecond
+                                                # (XFetch's delta), each timed by its worker
     filled = history.now()
 
     def refreshed():

@@ -8,7 +8,7 @@ each client reaches the private Redis through its own door, which writes down ev
 (``rig.world.CacheStore``). The verdict judges those, not what the clients say."""
 import pytest
 from rig.checkers import origin_attempts
-from rig.world import Readers, outcome, read_until_origin, wait_for
+from rig.world import Readers, outcome, read_inside, wait_for
 
 DOWN_S = 0.7        # how long a dependency stays down
 BUDGET = 6          # test_08's retry budget (attempts): its holder gives up within a second
@@ -83,7 +83,7 @@ def test_08_a_caller_that_gives_up_makes_its_budget_of_tries_and_hands_the_key_o
     wait_for(lambda: _tries(world, holder.name, "cold"), timeout=10,
              why="the first caller never called the origin")
     futs = [w.get_async("cold") for w in waiters]        # the others wait for its value ...
-    read_until_origin(reader, "hot")                     # (a refresh that finds the origin down)
+    read_inside(reader, "hot", until_origin=True)        # (a refresh that finds the origin down)
     outcome(first, timeout=10)                           # ... it gives up after its budget ...
     wait_for(lambda: any(_tries(world, w.name, "cold") for w in waiters), timeout=10,
              why="no waiting caller took the key over")  # ... and one of them takes over

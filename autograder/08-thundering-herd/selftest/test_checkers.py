@@ -85,6 +85,35 @@ def test_keys_refreshed_in_one_instant_are_an_expiry_wave():
     assert check_expiry_wave(h, together, keys, after=0.8).ok   # nothing after the fill
 
 
+def timed_refreshes(lates, life=0.6):
+    """Six keys, one per client, filled at once; each value lives ``life`` (from 0.06 s), and
+    each reader notices its key's expiry ``lates[i]`` late: its get before that one, 10 ms
+    before the expiry, still found the key."""
+    keys = [f"k{i}" for i in range(len(lates))]
+    steps, calls = [], []
+    for i, (k, late) in enumerate(zip(keys, lates)):
+        c = chr(97 + i)
+        calls.append(call(10 + i, k, c, 0.0, 0.06))
+        steps += get(0.0, 0.061, c, k, f"{k}@v0")
+        gone = 0.06 + (life if isinstance(life, float) else life[i])
+        steps += get(gone - 0.01, gone - 0.009, c, k, f"{k}@v0")
+        steps += get(gone + late - 0.001, gone + late + 0.07, c, k, f"{k}@v0")
+        calls.append(call(20 + i, k, c, gone + late, gone + late + 0.06))
+    return build(sorted(steps, key=lambda s: s[0])), calls, keys
+
+
+def test_keys_that_expired_together_are_a_wave_however_late_their_readers_noticed():
+    h, calls, keys = timed_refreshes([0.0, 0.01, 0.02, 0.03, 0.04, 0.05])
+    v = check_expiry_wave(h, calls, keys, after=0.1)
+    assert v.kinds() == ["expiry-wave"]             # refreshes 50 ms apart, lifetimes one value
+    assert v.stats["widest_lifetime_bounds_ms"] > 50
+
+
+def test_keys_spread_by_jitter_are_no_wave_when_their_readers_were_prompt():
+    h, calls, keys = timed_refreshes([0.0] * 6, life=[0.48 + 0.024 * i for i in range(6)])
+    assert check_expiry_wave(h, calls, keys, after=0.1).ok
+
+
 def lockstep(n, delay, rounds):
     return {chr(97 + i): [0.001 * i + k * delay for k in range(rounds)] for i in range(n)}
 

@@ -132,11 +132,32 @@ def check_stampede(history: Any, calls: Sequence[Any], bounds: Bounds = Bounds()
                                                                             by_key.values())))
 
 
+def _lifetime(ops: Sequence[Any], fill: Any, refresh: Any) -> tuple[float, float]:
+    """How long the value ``fill`` computed lived before ``refresh`` recomputed it, as bounds
+    that hold however late any process ran: it was SET between the fill's origin call ending and
+    the get that made it returning, and the need to recompute it arose between the start of the
+    refresher's get before the one that refreshed (a get that still found it) and the refresh's
+    origin call. Without those gets in the history, the two origin calls alone."""
+    key = refresh.key
+    hi = refresh.start - fill.end
+    set_by = min((op.end for op in ops if op.process == fill.client and op.arg(0, "key") == key
+                  and op.end is not None and op.start <= fill.start and op.end >= fill.end),
+                 default=fill.end)
+    before = sorted(op.start for op in ops if op.process == refresh.client
+                    and op.arg(0, "key") == key and op.start < refresh.start)
+    if len(before) < 2:
+        return hi, hi
+    return min(hi, max(0.0, before[-2] - set_by)), hi
+
+
 def check_expiry_wave(history: Any, calls: Sequence[Any], keys: Iterable[str], after: float,
                       bounds: Bounds = Bounds()) -> Verdict:
-    """Keys filled together must not all be recomputed together: for each key, the time from the
-    end of its fill (its last computation before ``after``) to the start of its first refresh
-    after ``after``; no ``wave_share`` of the keys within ``expiry_wave_s`` of each other."""
+    """Keys filled together must not all be recomputed together: for each key, how long its value
+    lived, from the end of its fill (its last computation before ``after``) to the start of its
+    first refresh after ``after``, as bounds (:func:`_lifetime`); a wave is ``wave_share`` of the
+    keys whose lifetimes can all lie within ``expiry_wave_s`` of each other. Keys that expire
+    together are caught however late their readers ran; keys spread by jitter are not joined
+    into a wave unless their readers ran tens of milliseconds late."""
     keys = set(keys)
     filled: dict[str, Any] = {}
     first: dict[str, Any] = {}
@@ -147,25 +168,29 @@ def check_expiry_wave(history: Any, calls: Sequence[Any], keys: Iterable[str], a
             filled[c.key] = c
         elif c.start >= after and c.key not in first:
             first[c.key] = c
-    lives = sorted(((c.start - filled[k].end, c) for k, c in first.items() if k in filled),
-                   key=lambda x: x[0])
+    ops = [op for op in gets(history) if op.arg(0, "key") in keys]
+    lives = sorted(((*_lifetime(ops, filled[k], c), c) for k, c in first.items() if k in filled),
+                   key=lambda x: x[:2])
     need = max(2, math.ceil(bounds.wave_share * len(keys)))
-    best: list[tuple[float, Any]] = []
-    for i, (life, _) in enumerate(lives):
-        group = [x for x in lives[i:] if x[0] < life + bounds.expiry_wave_s]
+    w = bounds.expiry_wave_s
+    best: list[tuple[float, float, Any]] = []
+    for t in sorted({lo - w for lo, _, _ in lives} | {hi for _, hi, _ in lives}):
+        group = [x for x in lives if x[0] <= t + w and x[1] >= t]
         if len(group) > len(best):
             best = group
     out = []
     if len(best) >= need:
-        ops = gets(history)
-        events = sorted({e for _, d in best for e in _covering(ops, d.client, d.start)})
+        events = sorted({e for _, _, d in best for e in _covering(ops, d.client, d.start)})
         out.append(Anomaly("expiry-wave", (
             f"{len(best)} of the {len(keys)} keys filled together were recomputed "
-            f"{best[0][0]:.3f} to {best[-1][0]:.3f} s after each one was cached: every one "
-            f"lived exactly as long as the others, so they expired together and the origin took "
-            f"the whole load at once"), tuple(events),
-            {"keys": sorted(d.key for _, d in best), "window_s": bounds.expiry_wave_s}))
-    return verdict("expiry-wave", out, largest_wave=len(best), keys=len(keys))
+            f"{min(hi for _, hi, _ in best):.3f} to {max(hi for _, hi, _ in best):.3f} s after "
+            f"each one was cached: every one lived as long as the others, to within "
+            f"{w * 1000:.0f} ms, so they expired together and the origin took the whole load at "
+            f"once"), tuple(events),
+            {"keys": sorted(d.key for _, _, d in best), "window_s": w}))
+    widest = max((hi - lo for lo, hi, _ in lives), default=0.0)
+    return verdict("expiry-wave", out, largest_wave=len(best), keys=len(keys),
+                   widest_lifetime_bounds_ms=round(widest * 1000, 1))
 
 
 def check_retry_storm(history: Any, attempts: dict[str, Sequence[float]], window: tuple[float, float],

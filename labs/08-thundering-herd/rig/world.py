@@ -10,8 +10,9 @@ notebook and the bench.
   still counted, and answers "down" at once.
 * :class:`Client` is one application process (a worker running the learner's ``HerdCache``);
   :func:`clients` starts several side by side; :func:`together` releases one call per client at
-  once; :class:`Readers` keeps clients reading in a loop, and :func:`read_until_origin` one
-  client until it calls the origin: both read inside the client's worker, a millisecond apart,
+  once; :class:`Readers` keeps clients reading in a loop, and :func:`read_inside` has one
+  client read for a while, until it calls the origin, or once: both read inside the client's
+  worker, a millisecond apart,
   so that a key's expiry is met within a millisecond or two however busy the machine.
 * :class:`CacheStore` is a private Redis behind one :class:`Door` per client (a forwarder that
   writes down the moment of every connection a client opens): the target of the kit's
@@ -228,14 +229,19 @@ def record_reads(c: Client, keys: list[str], reads: list[list]) -> int:
     return len(reads)
 
 
-def read_until_origin(c: Client, key: str, timeout: float = 10.0) -> int:
-    """``c`` reads ``key`` inside its worker, a millisecond apart, until one of its gets calls
-    the origin (an early refresh, when the key is cached) or ``timeout`` passed; how many reads
-    it made. The moment is the get's, not a sleep's, and no round trip stands between two
-    reads: read one by one from here on a busy machine, a key that XFetch would refresh in
-    its last tens of milliseconds could expire between two reads."""
-    reads = c.worker.call("rig.origin:read_loop", c.cache, [key], timeout, until_origin=True)
-    return record_reads(c, [key], reads)
+def read_inside(c: Client, keys: list[str] | str, seconds: float = 10.0, *,
+                until_origin: bool = False, reads: int = 0) -> int:
+    """``c`` reads ``keys`` inside its worker, a millisecond apart, for ``seconds``, or until
+    one of its gets calls the origin (``until_origin``: an early refresh, when the key is
+    cached), or for ``reads`` gets; how many it made, each in the history at the moments the
+    worker took it. No round trip stands between two reads, and the worker's own clock dates
+    each one: read one by one from here on a busy machine, a key that XFetch would refresh in
+    its last tens of milliseconds could expire between two reads, and a get's end would be the
+    moment its answer reached the grader, tens of milliseconds late."""
+    ks = [keys] if isinstance(keys, str) else list(keys)
+    done = c.worker.call("rig.origin:read_loop", c.cache, ks, seconds, until_origin=until_origin,
+                         reads=reads)
+    return record_reads(c, ks, done)
 
 
 class Readers:
