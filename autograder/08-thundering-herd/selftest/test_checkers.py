@@ -114,6 +114,13 @@ def test_keys_spread_by_jitter_are_no_wave_when_their_readers_were_prompt():
     assert check_expiry_wave(h, calls, keys, after=0.1).ok
 
 
+def test_a_value_that_surely_lived_past_its_ttl_is_stale():
+    h, calls, keys = timed_refreshes([0.0] * 6, life=[0.5, 0.52, 0.55, 0.58, 0.6, 0.7])
+    v = check_expiry_wave(h, calls, keys, after=0.1)
+    assert v.kinds() == ["stale-forever"] and v.anomalies[0].data["key"] == "k5"
+    assert 0.68 < v.anomalies[0].data["lived_s"] <= 0.7     # a bound: at least this long
+
+
 def lockstep(n, delay, rounds):
     return {chr(97 + i): [0.001 * i + k * delay for k in range(rounds)] for i in range(n)}
 

@@ -137,7 +137,7 @@ def _lifetime(ops: Sequence[Any], fill: Any, refresh: Any) -> tuple[float, float
     that hold however late any process ran: it was SET between the fill's origin call ending and
     the get that made it returning, and the need to recompute it arose between the start of the
     refresher's get before the one that refreshed (a get that still found it) and the refresh's
-    origin call. Without those gets in the history, the two origin calls alone."""
+    origin call. Without a get before the refreshing one, the lower bound is unknown (NaN)."""
     key = refresh.key
     hi = refresh.start - fill.end
     set_by = min((op.end for op in ops if op.process == fill.client and op.arg(0, "key") == key
@@ -146,7 +146,7 @@ def _lifetime(ops: Sequence[Any], fill: Any, refresh: Any) -> tuple[float, float
     before = sorted(op.start for op in ops if op.process == refresh.client
                     and op.arg(0, "key") == key and op.start < refresh.start)
     if len(before) < 2:
-        return hi, hi
+        return math.nan, hi          # no get saw it before: hi is all that is known
     return min(hi, max(0.0, before[-2] - set_by)), hi
 
 
@@ -157,7 +157,8 @@ def check_expiry_wave(history: Any, calls: Sequence[Any], keys: Iterable[str], a
     first refresh after ``after``, as bounds (:func:`_lifetime`); a wave is ``wave_share`` of the
     keys whose lifetimes can all lie within ``expiry_wave_s`` of each other. Keys that expire
     together are caught however late their readers ran; keys spread by jitter are not joined
-    into a wave unless their readers ran tens of milliseconds late."""
+    into a wave unless their readers ran tens of milliseconds late. A key whose value surely
+    lived longer than ``ttl_s`` is ``stale-forever``: jitter must draw TTLs short of it."""
     keys = set(keys)
     filled: dict[str, Any] = {}
     first: dict[str, Any] = {}
@@ -169,8 +170,9 @@ def check_expiry_wave(history: Any, calls: Sequence[Any], keys: Iterable[str], a
         elif c.start >= after and c.key not in first:
             first[c.key] = c
     ops = [op for op in gets(history) if op.arg(0, "key") in keys]
-    lives = sorted(((*_lifetime(ops, filled[k], c), c) for k, c in first.items() if k in filled),
-                   key=lambda x: x[:2])
+    bounds_of = {k: _lifetime(ops, filled[k], c) for k, c in first.items() if k in filled}
+    lives = sorted(((hi if math.isnan(lo) else lo, hi, first[k])
+                    for k, (lo, hi) in bounds_of.items()), key=lambda x: x[:2])
     need = max(2, math.ceil(bounds.wave_share * len(keys)))
     w = bounds.expiry_wave_s
     best: list[tuple[float, float, Any]] = []
@@ -188,6 +190,15 @@ def check_expiry_wave(history: Any, calls: Sequence[Any], keys: Iterable[str], a
             f"{w * 1000:.0f} ms, so they expired together and the origin took the whole load at "
             f"once"), tuple(events),
             {"keys": sorted(d.key for _, _, d in best), "window_s": w}))
+    for k, (lo, _) in sorted(bounds_of.items()):
+        c = first[k]
+        if lo > bounds.ttl_s + 0.005:        # a lower bound: it lived at least this long
+            out.append(Anomaly("stale-forever", (
+                f"{c.key!r} was served from the cache for at least {lo:.3f} s after it was "
+                f"cached, longer than its TTL ({bounds.ttl_s:.2f} s): a TTL drawn with jitter "
+                f"must stay at or under ttl_ms, or a value is served staler than promised"),
+                tuple(_covering(ops, c.client, c.start)), {"key": c.key, "lived_s": lo}))
+            break
     widest = max((hi - lo for lo, hi, _ in lives), default=0.0)
     return verdict("expiry-wave", out, largest_wave=len(best), keys=len(keys),
                    widest_lifetime_bounds_ms=round(widest * 1000, 1))
