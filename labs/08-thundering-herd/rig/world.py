@@ -12,7 +12,8 @@ notebook and the bench.
   :func:`clients` starts several side by side; :func:`together` releases one call per client at
   once; :class:`Readers` keeps clients reading in a loop, and :func:`read_inside` has one
   client read for a while, until it calls the origin, or once: both read inside the client's
-  worker, a millisecond apart, so that a key's expiry is met within a millisecond or two however busy the machine.
+  worker, a millisecond apart, so that a key's expiry is met within a millisecond or two
+  however busy the machine.
 * :class:`CacheStore` is a private Redis behind one :class:`Door` per client (a forwarder that
   writes down the moment of every connection a client opens): the target of the kit's
   ``restart`` fault, and the grader's own count of reconnections.
