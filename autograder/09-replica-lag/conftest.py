@@ -1,12 +1,13 @@
 """Fixtures of lab 09's hidden tests.
 
-``cluster`` is one private Postgres primary with two streaming standbys, shared by the tests of a
-module (starting standbys costs time); every test gets a fresh table and leaves every standby
-replaying again. ``world`` is one test's world: ``world.app()`` starts an application server (a
-worker running the learner's ``SessionStore``), ``world.other(key, value)`` is another user's
-write on the primary, ``world.window()`` / ``world.close(win)`` mark a stretch in which the grader
-knows what each standby holds, and ``world.expect(hint)`` judges every guarantee of the chapter
-over the whole history (``rig.checkers.check_sessions``).
+``cluster`` is one private Postgres primary with two streaming standbys, shared by every test
+the process runs, hidden and public (``rig.world.shared_cluster``: starting standbys costs
+seconds); every test gets a fresh table and leaves every standby replaying again. ``world`` is
+one test's world: ``world.app()`` starts an application server (a worker running the learner's
+``SessionStore``), ``world.other(key, value)`` is another user's write on the primary,
+``world.window()`` / ``world.close(win)`` mark a stretch in which the grader knows what each
+standby holds, and ``world.expect(hint)`` judges every guarantee of the chapter over the whole
+history (``rig.checkers.check_sessions``).
 
 The rig is imported inside the fixtures: pytest imports this conftest before the grading plugin's
 ``pytest_configure`` has loaded the lab's rig as ``rig``."""
@@ -115,13 +116,8 @@ class World:
 
 @pytest.fixture(scope="module")
 def cluster():
-    from rig.world import Cluster
-    c = Cluster()
-    try:
-        c.start()
-        yield c
-    finally:
-        c.close()
+    from rig.world import shared_cluster
+    return shared_cluster()
 
 
 @pytest.fixture

@@ -21,11 +21,7 @@ pytestmark = pytest.mark.points(0)
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = world.Cluster()
-    try:
-        yield c.start()
-    finally:
-        c.close()
+    return world.shared_cluster()     # one primary and two standbys for the whole run
 
 
 def test_a_quiet_day(cluster, ns, spawn, history):
