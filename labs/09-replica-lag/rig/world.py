@@ -177,20 +177,26 @@ def shared_cluster() -> Cluster:
     """This process's one cluster, started on first use and stopped when the process exits: the
     tests of every module a grading process runs (hidden and public) share it, since starting a
     primary and two standbys takes seconds. A test makes its own table and leaves the cluster
-    healed (:meth:`Cluster.heal`); a test that adds a standby drops it again."""
+    healed (:meth:`Cluster.heal`); a test that adds a standby drops it again. A cluster that
+    cannot be healed (one of its servers died) is replaced by a fresh one."""
     global _shared
-    if _shared is None:
-        import atexit
-        c = Cluster()
+    if _shared is not None:
         try:
-            c.start()
-        except BaseException:
-            c.close()
-            raise
-        atexit.register(c.close)
-        _shared = c
-    _shared.heal()
-    return _shared
+            _shared.heal()
+            return _shared
+        except (psycopg.Error, OSError):   # a server of it died: start a fresh one
+            _shared.close()
+            _shared = None
+    import atexit
+    c = Cluster()
+    try:
+        c.start()
+    except BaseException:
+        c.close()
+        raise
+    atexit.register(c.close)
+    _shared = c
+    return c
 
 
 def _head(primary_url: str) -> str:
