@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib
 
-from rig.checkers import (OrderTruth, acknowledged, attempted, check_available, check_event_ids,
+from rig.checkers import (OrderTruth, acknowledged, attempted, check_available, check_counts,
+                          check_event_ids,
                           check_no_lost_event, check_no_phantom_event, check_order, check_prompt,
                           check_relay_bound, duplicate_excuse, judge_outbox, relay_runs)
 from splitbrain.history import History, call_value
@@ -166,6 +167,32 @@ def test_waiting_behind_another_relays_lock_is_slow_but_its_own_stalled_link_is_
     call(h, "relay-c", "run_once", [500, 1.0], 0.1, 8.2, 0)      # paused itself
     v = check_relay_bound(h, {"relay-a": "relay-a-pg", "relay-b": "relay-b-pg"})
     assert v.kinds() == ["slow-relay"] and [a.data["relay"] for a in v.anomalies] == ["relay-b"]
+
+
+# -- relay-counts-truly -------------------------------------------------------------------------
+def test_counts_that_the_topic_holds_are_true_and_a_run_that_gave_up_may_count_less():
+    h = History()
+    call(h, "relay-a", "run_once", [500, 1.0], 0.0, 0.2, 2)
+    call(h, "relay-b", "run_once", [500, 1.0], 0.0, 0.2, 0)
+    call(h, "relay-a", "run_once", [500, 1.0], 0.3, 1.4, 0)      # its wait ran out: a copy landed
+    call(h, "relay-a", "run_once", [500, 1.0], 1.5, 1.6, {"error": "WorkerDied"}, "info")
+    assert check_counts(GOOD, h).valid is True
+    assert check_counts(GOOD[:2], h).valid is True
+
+
+def test_a_count_that_is_not_an_int_or_that_the_topic_lacks_is_miscounted():
+    for bad in (None, True, -1, "2", 2.0):
+        h = History()
+        call(h, "relay", "run_once", [500, 1.0], 0.0, 0.2, bad)
+        v = check_counts(GOOD, h)
+        assert v.kinds() == ["miscounted-run"] and repr(bad) in v.anomalies[0].message, bad
+    h = History()
+    call(h, "relay", "run_once", [500, 1.0], 0.0, 0.2, 3)
+    call(h, "relay", "run_once", [500, 1.0], 0.3, 0.4, 1)        # nothing was waiting
+    v = check_counts(GOOD, h)
+    assert v.kinds() == ["miscounted-run"] and v.anomalies[0].data == {"counted": 4,
+                                                                       "on_topic": 3}
+    assert check_counts(GOOD, h, complete=False).valid is True   # an incomplete read: no sum
 
 
 # -- relay-publishes-promptly ------------------------------------------------------------------

@@ -20,6 +20,9 @@ stable-event-id         safety     ``duplicate-event`` one change under two even
                                    copy of an event that no failed publish attempt explains
 relay-returns-in-time   bound      ``slow-relay`` a ``run_once`` that took longer than about its
                                    ``timeout_s`` while its own database link was healthy
+relay-counts-truly      safety     ``miscounted-run`` a ``run_once`` that returned something
+                                   other than a count (an int >= 0), or counts that add up to
+                                   more records than the topic holds
 relay-publishes-promptly liveness  ``late-event`` an event still not on the topic after as many
                                    relay runs as one order has events (plus one), the broker
                                    answering
@@ -43,7 +46,7 @@ from splitbrain.checkers.base import Anomaly, Verdict, verdict
 
 __all__ = ["OrderTruth", "check_outbox", "check_projection", "expected_events", "EVENT_FIELDS",
            "PLACED", "CANCELLED", "SLACK_S", "check_no_lost_event", "check_no_phantom_event",
-           "check_order", "check_event_ids", "check_relay_bound", "check_prompt",
+           "check_order", "check_event_ids", "check_relay_bound", "check_counts", "check_prompt",
            "check_available", "judge_outbox", "acknowledged", "attempted", "duplicate_excuse",
            "merge", "RelayRun", "relay_runs"]
 
@@ -392,6 +395,41 @@ def check_relay_bound(history: Any, links: Mapping[str, str] | None = None,
     return verdict("relay-returns-in-time", anomalies)
 
 
+# -- relay-counts-truly -------------------------------------------------------------------------
+def check_counts(records: Sequence[Any], history: Any, complete: bool = True) -> Verdict:
+    """Every ``run_once`` that returned said how many events it published in that call: an int,
+    0 when nothing was waiting. What the runs counted adds up to no more than the records on the
+    topic, copies included: each counted event was acknowledged by the broker, so it is there
+    (one acknowledged twice is there twice). A run whose wait ran out may publish records it
+    does not count (they landed after it gave up), never the other way round. The grader's relay
+    loop trusts the count: a run that says "nothing was waiting" is not asked again."""
+    anomalies = []
+    total, counted = 0, []
+    for op in _ops(history, "run_once"):
+        if op.type != "ok":
+            continue
+        n = op.result
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            anomalies.append(Anomaly(
+                "miscounted-run", f"{op.process}.run_once returned {n!r}; it must return how "
+                f"many events it published in this call, an int (0 when nothing was waiting)",
+                events=op.events, data={"relay": op.process, "returned": repr(n)}))
+            continue
+        total += n
+        if n:
+            counted.append(op)
+    on_topic = len(records)
+    if complete and not anomalies and total > on_topic:
+        anomalies.append(Anomaly(
+            "miscounted-run", f"the relays' run_once calls say they published {total} events "
+            f"together, but the topic holds {on_topic} records: a run counted events the broker "
+            f"never acknowledged (count only delivery reports without an error, and return 0 "
+            f"when nothing was waiting)", events=tuple(e for op in counted[-20:]
+                                                       for e in op.events),
+            data={"counted": total, "on_topic": on_topic}))
+    return verdict("relay-counts-truly", anomalies, counted=total, on_topic=on_topic)
+
+
 # -- relay-publishes-promptly -----------------------------------------------------------------
 def check_prompt(records: Sequence[Any], orders: Mapping[str, Any], runs: int,
                  complete: bool = True) -> Verdict:
@@ -443,7 +481,7 @@ def judge_outbox(records: Sequence[Any], orders: Mapping[str, Any], history: Any
              check_no_lost_event(recs, truth, acknowledged=acknowledged(history),
                                  complete=complete),
              check_order(recs), check_event_ids(recs, excuse=excuse),
-             check_relay_bound(history, links)]
+             check_relay_bound(history, links), check_counts(recs, history, complete)]
     t = _topic(recs)
     return merge(parts, "outbox", records=len(t.recs), orders=len(truth),
                  duplicates=sum(len(w) - 1 for w in t.copies.values()), excuse=excuse or "")
