@@ -49,7 +49,7 @@ def test_02_racing_gateways_admit_no_more_than_the_limit(gateways, proxy, nemesi
                                                         history):
     # A long window (a slow refill), and a timeout far longer than any stall here: every
     # decision below is Redis's, none the failure policy's.
-    cfg = rl.Config(limit=LIMIT, window_s=20.0, timeout_s=2.0)
+    cfg = rl.Config(limit=LIMIT, window_s=20.0, timeout_s=rl.PATIENT_TIMEOUT_S)
     pxs = [proxy("redis", ns) for _ in range(4)]
     racers = gateways(["g1", "g2", "g3", "g4"], [p.url for p in pxs], cfg)
     rl.at_once(racers, f"{client}-warm")        # connections open, scripts loaded

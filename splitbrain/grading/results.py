@@ -34,6 +34,12 @@ class TestResult:
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
 
+    def detail(self, limit: int = 1500) -> str:
+        """Why this test did not pass, on one line: its anomalies and the start of what the
+        grader said (for a proof's problems, where a failure seen once must say why)."""
+        said = " / ".join(ln.strip() for ln in (self.message or "").splitlines() if ln.strip())
+        return f"anomalies {list(self.anomalies) or 'none'}; grader said: {said[:limit]}"
+
     @classmethod
     def from_plugin(cls, d: dict) -> "TestResult":
         status = d.get("status", "error")

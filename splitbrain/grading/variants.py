@@ -187,7 +187,7 @@ def judge(variant: Variant, result: GradingResult, lab: str = "") -> list[str]:
                             f"that ran ({', '.join(t.name for t in result.tests)})")
     for t in result.tests:
         key = next((k for k in variant.fail if _matches(t.name, k)), None)
-        detail = f"anomalies {list(t.anomalies) or 'none'}; grader said: {t.message[:1500]}"
+        detail = t.detail()
         if key is None and t.status != "passed":
             problems.append(f"{head}: {t.name}: expected passed, got {t.status}; {detail}")
         elif key is not None:

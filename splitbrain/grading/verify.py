@@ -19,18 +19,6 @@ from splitbrain.lab import LabInfo
 from splitbrain.grading.labcheck import Item, missing
 
 
-def _why(test) -> str:
-    """What a lost test saw, in a line or so: its anomalies and its message's first lines, so a
-    solution that loses points only now and then (a CI run) says why the one time it does."""
-    parts = []
-    if test.anomalies:
-        parts.append("anomalies " + ", ".join(test.anomalies))
-    lines = [ln.strip() for ln in (test.message or "").splitlines() if ln.strip()]
-    if lines:
-        parts.append(" / ".join(lines[:6])[:600])
-    return ": " + "; ".join(parts) if parts else ""
-
-
 @dataclass(frozen=True)
 class LabProof:
     lab: str
@@ -68,7 +56,8 @@ class LabProof:
         if s.error:
             out.append(f"the solution could not be graded: {s.error}")
         elif not s.full_marks:
-            bad = [f"{t.name} ({t.status}{_why(t)})" for t in s.tests if t.status != "passed"]
+            bad = [f"{t.name} ({t.status}; {t.detail(600)})" for t in s.tests
+                   if t.status != "passed"]
             out.append(f"the solution loses points: {', '.join(bad)}")
         if self.points and not s.error and s.max_score != self.points:
             out.append(f"the hidden tests are worth {s.max_score:g} points; lab.toml says "

@@ -5,9 +5,9 @@ from __future__ import annotations
 import importlib
 
 from rig.checkers import (OrderTruth, acknowledged, attempted, check_available, check_counts,
-                          check_event_ids,
-                          check_no_lost_event, check_no_phantom_event, check_order, check_prompt,
-                          check_relay_bound, duplicate_excuse, judge_outbox, relay_runs)
+                          check_event_ids, check_no_lost_event, check_no_phantom_event,
+                          check_order, check_prompt, check_relay_bound, duplicate_excuse,
+                          judge_outbox, relay_runs)
 from splitbrain.history import History, call_value
 from splitbrain.lab import find_lab
 
